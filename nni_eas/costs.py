@@ -6,7 +6,12 @@ conv MACs = C_in / groups * k^2 * H_out * W_out * C_out with "same" padding
 BN, activations, biases, pooling and residual additions are free. Parameters count every
 trainable tensor (conv and linear weights, biases, BN scale and shift), not BN running stats.
 
-``convention="nat"`` adds what NAT's published MAdds also count (see :data:`CONVENTIONS`).
+``convention="nat"`` reproduces the MAdds in NAT's / NSGANetV2's published folder names: their
+``get_net_info`` traced the network with torchprofile 0.0.2, which also charges one MAC per output
+element of every element-wise multiply (h-swish's ``x * relu6(x + 3)``, squeeze-excite's
+``x * gate``) and of every ``mean`` (the SE and global pools, taken as ``mean(3).mean(2)``);
+ReLU, Mish, BN, additions and divisions are free. This matches 9 of the 10 published
+transfer-learning subnets (``tests/test_costs.py``).
 
 A :class:`CostModel` precomputes, per block slot, a table of costs over (width, kernel, expand,
 resolution); a population of genomes is then costed by one gather and one masked sum
@@ -32,7 +37,7 @@ __all__ = ["CostModel", "Costs", "CONVENTIONS", "measure_macs", "count_params"]
 Convention = Literal["ofa", "nat"]
 CONVENTIONS: dict[str, str] = {
     "ofa": "convolutions and linear layers only (OFA, OFA², the default)",
-    "nat": "OFA's count plus activations and pooling, as NAT's published MAdds",
+    "nat": "OFA's count plus element-wise multiplies and means, as NAT's published MAdds (torchprofile 0.0.2)",
 }
 
 
@@ -70,14 +75,18 @@ class CostModel:
             return 0
         return channels * hw * _NAT_ACT_COST[act]
 
+    def _pool(self, channels: int, h: int) -> int:
+        """NAT: ``x.mean(3).mean(2)`` costs its two outputs, C*H + C."""
+        return channels * h + channels if self.convention == "nat" else 0
+
     def _conv(self, cin: int, cout: int, k: int, hw_out: int, groups: int = 1) -> int:
         return cin // groups * k * k * hw_out * cout
 
-    def _se_macs(self, channels: int, hw: int) -> int:
+    def _se_macs(self, channels: int, h: int) -> int:
         rd = self.cfg.se_channels(channels)
         macs = channels * rd + rd * channels
         if self.convention == "nat":
-            macs += channels * hw + rd * _NAT_ACT_COST["relu"] + channels * _NAT_ACT_COST["hsigmoid"] + channels * hw
+            macs += self._pool(channels, h) + channels * h * h  # squeeze means + the x * gate multiply
         return macs
 
     def _se_params(self, channels: int) -> int:
@@ -95,7 +104,7 @@ class CostModel:
         macs += self._conv(mid, mid, k, hw_out, groups=mid) + self._act(mid, hw_out, act)
         params += mid * k * k + 2 * mid
         if se:
-            macs += self._se_macs(mid, hw_out)
+            macs += self._se_macs(mid, h_out)
             params += self._se_params(mid)
         macs += self._conv(mid, cout, 1, hw_out)
         params += mid * cout + 2 * cout
@@ -138,8 +147,7 @@ class CostModel:
         macs += m
         hf = sz["head_in"]
         macs += self._conv(widths["stages"][-1], widths["final_expand"], 1, hf * hf) + self._act(widths["final_expand"], hf * hf, cfg.head_act)
-        if self.convention == "nat":
-            macs += widths["final_expand"] * hf * hf  # global average pooling
+        macs += self._pool(widths["final_expand"], hf)  # global average pooling
         macs += widths["final_expand"] * widths["head"] + self._act(widths["head"], 1, cfg.head_act)
         macs += widths["head"] * self.num_classes
         return macs
@@ -199,8 +207,9 @@ class CostModel:
         return self.macs(min_arch(self.cfg)), self.macs(max_arch(self.cfg))
 
 
-# Element-wise operations per output element that NAT's counter charges for activations.
-_NAT_ACT_COST = {"relu": 1, "hswish": 1, "hsigmoid": 1}
+# MACs per output element NAT's count charges an activation: h-swish is x * relu6(x + 3) / 6,
+# one multiply; ReLU is free; Mish ran as an opaque autograd function the tracer did not see.
+_NAT_ACT_COST = {"relu": 0, "hswish": 1, "mish": 0}
 
 
 # --------------------------------------------------------------------------------------------

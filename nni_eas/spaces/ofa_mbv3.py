@@ -220,6 +220,7 @@ class MobileNetV3Subnet(nn.Module):
         self.arch = arch = validate_arch(cfg, arch)
         self.resize_input = resize_input
         self.num_classes = num_classes or cfg.num_classes
+        self.task_classes: tuple[int, ...] | None = None  # set by restrict_classes()
         widths = cfg.layout.widths(arch.w)
         bn = partial(nn.BatchNorm2d, eps=cfg.bn.eps, momentum=cfg.bn.momentum)
         se_layer = _se_layer(cfg)
@@ -271,6 +272,28 @@ class MobileNetV3Subnet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    @torch.no_grad()
+    def restrict_classes(self, classes: Sequence[int]) -> "MobileNetV3Subnet":
+        """Keep only the logits of ``classes`` (a task), in the given order, in place.
+
+        The classifier becomes a ``len(classes)``-way linear layer made of the selected rows, so
+        the deployed model costs less and outputs exactly the task's classes.
+        """
+        classes = [int(c) for c in classes]
+        if not classes or len(set(classes)) != len(classes) or not all(0 <= c < self.num_classes for c in classes):
+            raise ValueError(f"classes must be distinct indices in 0..{self.num_classes - 1}, got {classes}")
+        old = self.classifier
+        new = nn.Linear(old.in_features, len(classes), bias=old.bias is not None,
+                        device=old.weight.device, dtype=old.weight.dtype)
+        index = torch.as_tensor(classes, device=old.weight.device)
+        new.weight.copy_(old.weight[index])
+        if old.bias is not None:
+            new.bias.copy_(old.bias[index])
+        self.classifier = new
+        self.num_classes = len(classes)
+        self.task_classes = tuple(classes)
+        return self
 
 
 def resize_input(x: torch.Tensor, resolution: int) -> torch.Tensor:

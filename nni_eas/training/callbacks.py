@@ -1,0 +1,113 @@
+"""Lightning plumbing: atomic checkpoints, NNI intermediate results, training curves on disk."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Optional
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from ..checkpoint import CheckpointError
+from ..compat import with_default_metric
+from ..io import atomic_write_bytes, atomic_write_json
+
+__all__ = ["AtomicCheckpointIO", "NNIReportCallback", "CurvesCallback", "in_nni_trial"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed, read back with ``weights_only=True``.
+
+    A kill during saving leaves the previous checkpoint intact; a truncated or foreign file is
+    reported as :class:`~nni_eas.checkpoint.CheckpointError`, never silently skipped.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    def load_checkpoint(self, path, map_location=None, weights_only: Optional[bool] = None) -> dict[str, Any]:
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint not found: {path}")
+        try:
+            return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}); "
+                                  "it is truncated or not an nni-eas training checkpoint") from None
+
+
+def in_nni_trial() -> bool:
+    """True inside a trial launched by an NNI experiment (not standalone)."""
+    try:
+        import nni
+
+        return nni.get_experiment_id() != "STANDALONE"
+    except Exception:  # pragma: no cover - nni import problems
+        return False
+
+
+class NNIReportCallback(pl.Callback):
+    """Per-epoch top-1 of the largest and smallest subnet as NNI intermediate results.
+
+    Reported dicts always carry ``'default'`` (the largest subnet's top-1), so NNI's web UI plots
+    them; the final result is reported by the trial entry point once the supernet is saved.
+    """
+
+    def __init__(self, default_key: str = "top1_max", enabled: Optional[bool] = None):
+        self.default_key = default_key
+        self.enabled = in_nni_trial() if enabled is None else enabled
+        self.reported: list[dict[str, float]] = []
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = dict(getattr(pl_module, "last_val_metrics", {}) or {})
+        if not metrics or trainer.sanity_checking:
+            return
+        metric = with_default_metric(metrics, self.default_key)
+        self.reported.append(metric)
+        if self.enabled:
+            import nni
+
+            nni.report_intermediate_result(metric)
+
+
+class CurvesCallback(pl.Callback):
+    """Writes ``metrics.json`` and ``curves.png`` (loss, top-1 of max/min subnets) every epoch."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        row = {"epoch": trainer.current_epoch, **{k: v for k, v in metrics.items() if not k.endswith("_step")}}
+        row.update({f"val/{k}": v for k, v in getattr(pl_module, "last_val_metrics", {}).items() if k != "epoch"})
+        self.history = [h for h in self.history if h["epoch"] != row["epoch"]] + [row]
+        atomic_write_json(self.out_dir / "metrics.json", self.history)
+        self._plot()
+
+    def _plot(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [h["epoch"] for h in self.history]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+        loss = [h.get("train/loss_epoch", h.get("train/loss")) for h in self.history]
+        ax1.plot(epochs, loss, marker="o")
+        ax1.set(xlabel="epoch", ylabel="training loss", title="supernet training loss")
+        for key, label in (("val/top1_max", "largest subnet"), ("val/top1_min", "smallest subnet")):
+            ys = [h.get(key) for h in self.history]
+            if any(y is not None for y in ys):
+                ax2.plot(epochs, [y if y is not None else float("nan") for y in ys], marker="o", label=label)
+        ax2.set(xlabel="epoch", ylabel="val top-1 (BN recalibrated)", title="validation")
+        ax2.legend()
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        plt.close(fig)
+        atomic_write_bytes(self.out_dir / "curves.png", buffer.getvalue())
