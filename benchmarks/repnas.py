@@ -15,18 +15,21 @@ on training).
 
 Accuracy on CIFAR-10 at equal epochs, one training code path (:class:`RepNASModule`) for all:
 
-* ``repnas``: one-stage RepNAS (all-branch warm-up, search with dense straight-through
-  gradients, retrain) under the branch budget, then fused: search + training in the epochs,
-* ``repnas_paper``: the same with the RepNAS code's settings (random top-k warm-up, gradients
-  only for kept branches),
-* ``repnas_retrained``: the blocks ``repnas`` found, trained from scratch for the epochs,
-* ``dbb``: every branch on (budget 1.0) for the epochs, then fused,
+* ``repnas``: one-stage RepNAS under the branch budget (the base 3x3 conv always on; random
+  top-k warm-up, search with straight-through gates, then the fixed mask goes on training with
+  the weights it has), then fused: search and training share the epochs,
+* ``repnas_retrained``: the blocks ``repnas`` found, trained from scratch for the epochs (the
+  search's epochs come on top),
+* ``dbb``: every branch on for the epochs, then fused (the hand-designed all-branches block),
 * ``plain``: 3x3 conv + BN per layer for the epochs.
 
-Profiles are data (``PROFILES``): ``cpu`` (a stratified 6k-image subset, 10 epochs, one torch
-thread; ~30 min on 2 shared cores) runs here; ``gpu`` (the full 45k train split, 150 epochs split
-15/35/100 as in the RepNAS paper) is documented for a GPU machine and not run here. Run it alone
-(latency and training are heavy)::
+``--ablations`` adds ``repnas_sparse`` (gradients only for the kept branches, as the RepNAS code)
+and ``repnas_all_warmup`` (every branch on during warm-up).
+
+Profiles are data (``PROFILES``): ``cpu`` (a stratified 10k-image subset, 10 epochs, two torch
+threads; 23 min wall on 2 cores) runs here; ``gpu`` (the full 45k train split, 150 epochs: 15 random
+warm-up epochs as the RepNAS code's default, 35 search, 100 retrain) is for a GPU machine and not
+run here. Run it alone (latency and training are heavy)::
 
     flock /tmp/nni-eas-heavy.lock nice -n 5 .venv/bin/python benchmarks/repnas.py --profile cpu
 
@@ -57,12 +60,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {
         "space": "repnas_small", "dataset": "cifar10", "resolution": 32,
-        "train_images": 6000, "val_images": 1000, "test_images": None,
+        "train_images": 10000, "val_images": 1000, "test_images": None,
         "recipe": {"warmup_epochs": 2, "search_epochs": 3, "retrain_epochs": 5, "batch_size": 128, "lr": 0.1,
                    "momentum": 0.9, "weight_decay": 5e-4, "arch_lr": 0.05, "augment": "weak",
                    "bn_recalibration_batches": 20, "seed": 0},
-        # one torch thread: on 2 cores shared with other jobs, 2 threads spin-wait on each other
-        "threads": 1,
+        "threads": 2,
     },
     "gpu": {
         "space": "repnas_small", "dataset": "cifar10", "resolution": 32,
@@ -80,10 +82,13 @@ PROFILES["smoke"] = {**PROFILES["cpu"], "train_images": 512, "val_images": 256, 
 # what each accuracy variant trains: a search (recipe overrides) or a fixed net (its branches)
 VARIANTS: dict[str, dict[str, Any]] = {
     "repnas": {"search": {}},
-    "repnas_paper": {"search": {"warmup_mode": "random", "dense_gradients": False}},
     "repnas_retrained": {"fixed": "sample_of:repnas"},
     "dbb": {"fixed": None},
     "plain": {"fixed": ["conv_kxk"]},
+}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "repnas_sparse": {"search": {"dense_gradients": False}},
+    "repnas_all_warmup": {"search": {"warmup_mode": "all"}},
 }
 
 
@@ -92,6 +97,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu", help="accuracy profile (default: %(default)s)")
     p.add_argument("--skip-accuracy", action="store_true", help="latency only")
     p.add_argument("--skip-latency", action="store_true", help="accuracy only")
+    p.add_argument("--ablations", action="store_true", help="also train the RepNAS ablations (%s)" % ", ".join(ABLATIONS))
     p.add_argument("--latency-threads", type=int, default=1, help="onnxruntime intra-op threads (default: %(default)s)")
     p.add_argument("--runs", type=int, default=400, help="timed runs per model at 32 px (default: %(default)s)")
     p.add_argument("--runs-a0", type=int, default=40, help="timed runs per model for RepVGG-A0 at 224 px (default: %(default)s)")
@@ -133,6 +139,7 @@ def train_variant(spec: dict[str, Any], prof: dict[str, Any], data: dict[str, tu
     cfg = load_repnas_config(prof["space"])
     recipe = dict(prof["recipe"])
     epochs = recipe["warmup_epochs"] + recipe["search_epochs"] + recipe["retrain_epochs"]
+    torch.manual_seed(recipe["seed"])  # the same initial weights whatever ran before
     if "search" in spec:
         net = RepNASNet(cfg)
         recipe.update(spec["search"])
@@ -142,7 +149,6 @@ def train_variant(spec: dict[str, Any], prof: dict[str, Any], data: dict[str, tu
             branches = (done or {})[branches.split(":", 1)[1]]["sample"]
         net = RepNASNet(cfg, branches=branches)
         recipe.update(warmup_epochs=0, search_epochs=0, retrain_epochs=epochs, budget=1.0)
-    torch.manual_seed(recipe["seed"])
     module = RepNASModule(net, recipe)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
@@ -159,8 +165,10 @@ def train_variant(spec: dict[str, Any], prof: dict[str, Any], data: dict[str, tu
         "top1": _top1(fused, *data["test"]),
         "top1_unfused": _top1(searched, *data["test"]),
         "val_top1": float(trainer.callback_metrics.get("val_acc", float("nan"))),
-        "branches_kept": sum(len(v) for v in sample.values()),
-        "layer_branches": module.search.num_slots,
+        "branches_kept": sum(len(v) for v in sample.values()),  # always-on conv_kxk included
+        "searched_kept": int(module.search.mask().sum()),  # what the budget counts
+        "budget_k": module.search.k if "search" in spec else None,
+        "layer_branches": cfg.num_layer_branches,
         "epochs": epochs,
         "train_seconds": round(train_s, 1),
         **{f"fused_{k}": v for k, v in model_costs(fused, prof["resolution"], cfg.in_chans).items()},
@@ -169,7 +177,7 @@ def train_variant(spec: dict[str, Any], prof: dict[str, Any], data: dict[str, tu
     }
 
 
-def run_accuracy(prof: dict[str, Any]) -> dict[str, Any]:
+def run_accuracy(prof: dict[str, Any], ablations: bool = False) -> dict[str, Any]:
     torch.set_num_threads(prof["threads"])
     seed = prof["recipe"]["seed"]
     data = {
@@ -178,7 +186,7 @@ def run_accuracy(prof: dict[str, Any]) -> dict[str, Any]:
         "test": _split(prof["dataset"], "test", prof["resolution"], prof["test_images"], seed),
     }
     out: dict[str, Any] = {"images": {k: len(v[1]) for k, v in data.items()}}
-    for variant, spec in VARIANTS.items():
+    for variant, spec in {**VARIANTS, **(ABLATIONS if ablations else {})}.items():
         print(f"[accuracy] training {variant} ...", flush=True)
         out[variant] = train_variant(spec, prof, data, out)
         print(f"[accuracy] {variant}: top1 {out[variant]['top1']:.4f} ({out[variant]['train_seconds']} s)", flush=True)
@@ -205,7 +213,8 @@ def run_latency(space: str, resolution: int, sample: dict | None, threads: int, 
     cfg = load_repnas_config(space)
     supernet = _randomize_bn(RepNASNet(cfg)).eval()
     if sample is None:
-        search = BranchSearch(supernet, cfg.budget, min_per_layer=cfg.min_branches_per_layer, seed=0)
+        search = BranchSearch(supernet, cfg.budget, always_on=cfg.always_on, min_per_layer=cfg.min_branches_per_layer,
+                              min_spatial=cfg.min_spatial_branches, seed=0)
         sample = search.to_sample(search.random_mask())
     searched = supernet.select(sample).eval()
     models = {
@@ -264,10 +273,14 @@ def print_tables(result: dict[str, Any]) -> None:
         print(f"\nCIFAR-10 top-1 (test {acc['images']['test']} images; trained on {acc['images']['train']}, "
               f"{acc['repnas']['epochs']} epochs each, profile {result['profile']})")
         print(f"{'variant':<17} {'top1':>7} {'unfused':>8} {'branches':>9} {'train MMACs':>12} {'fused MMACs':>12} {'train s':>8}")
-        for v in VARIANTS:
+        for v in _variants(acc):
             r = acc[v]
             print(f"{v:<17} {r['top1']:>7.4f} {r['top1_unfused']:>8.4f} {r['branches_kept']:>4}/{r['layer_branches']:<4} "
                   f"{r['train_macs'] / 1e6:>12.2f} {r['fused_macs'] / 1e6:>12.2f} {r['train_seconds']:>8.0f}")
+
+
+def _variants(acc: dict[str, Any]) -> list[str]:
+    return [v for v in {**VARIANTS, **ABLATIONS} if v in acc]
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -290,9 +303,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.tick_params(axis="x", rotation=20)
     if acc:
         ax = axes[0][-1]
-        ax.bar(list(VARIANTS), [100 * acc[v]["top1"] for v in VARIANTS], color=["C2", "C4", "C5", "C1", "C0"])
+        names = _variants(acc)
+        ax.bar(names, [100 * acc[v]["top1"] for v in names], color=["C2", "C5", "C1", "C0", "C4", "C6"][:len(names)])
         ax.tick_params(axis="x", rotation=20)
-        lo = min(100 * acc[v]["top1"] for v in VARIANTS)
+        lo = min(100 * acc[v]["top1"] for v in names)
         ax.set_ylim(max(0, lo - 10), None)
         ax.set_title(f"CIFAR-10 top-1, {acc['repnas']['epochs']} epochs ({result['profile']})")
         ax.set_ylabel("top-1 (%)")
@@ -308,7 +322,7 @@ def main(argv=None) -> int:
     result: dict[str, Any] = {"format": "nni-eas-benchmark-repnas/1", "profile": args.profile, "profile_config": prof,
                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     if not args.skip_accuracy:
-        result["accuracy"] = run_accuracy(prof)
+        result["accuracy"] = run_accuracy(prof, args.ablations)
     if not args.skip_latency:
         torch.set_num_threads(prof["threads"])
         sample = result.get("accuracy", {}).get("repnas", {}).get("sample")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -21,8 +22,9 @@ from nni_eas.repnas import (
     load_recipe,
     load_repnas_config,
     topk_mask,
+    validate_sample,
 )
-from nni_eas.spaces.dbb import BRANCHES, BNAndPad, DiverseBranchBlock, available_branches, fuse
+from nni_eas.spaces.dbb import BRANCHES, SPATIAL_BRANCHES, BNAndPad, DiverseBranchBlock, available_branches, fuse
 
 # a two-layer space: one stride-2 layer (6 candidates), one equal-shape layer (7, identity too)
 TINY = {"name": "tiny", "in_chans": 3, "num_classes": 10, "resolution": 16,
@@ -176,51 +178,122 @@ def test_select_inherits_weights_and_baselines():
 # --------------------------------------------------------------------------------------------
 # the budget and the search
 # --------------------------------------------------------------------------------------------
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(sizes=st.lists(st.integers(1, 7), min_size=1, max_size=12), frac=st.floats(0.0, 1.0),
-       min_per_layer=st.integers(0, 1), seed=st.integers(0, 2 ** 16))
-def test_topk_mask_keeps_exactly_k_and_is_the_best_choice(sizes, frac, min_per_layer, seed):
+       min_per_layer=st.integers(0, 2), min_spatial=st.integers(0, 1), seed=st.integers(0, 2 ** 16))
+def test_topk_mask_keeps_exactly_k_and_is_the_best_choice(sizes, frac, min_per_layer, min_spatial, seed):
+    g = torch.Generator().manual_seed(seed)
     layer = torch.tensor([i for i, n in enumerate(sizes) for _ in range(n)])
     n = len(layer)
-    lo = min_per_layer * len(sizes)
+    spatial = torch.rand(n, generator=g) < 0.6
+    for i in range(len(sizes)):  # every layer has a spatial entry (as every space must)
+        spatial[(layer == i).nonzero()[0]] = True
+    need = [min(min_per_layer, c) for c in sizes]
+    lo = sum(max(m, min_spatial) for m in need)
     k = lo + round(frac * (n - lo))
-    scores = torch.randn(n, generator=torch.Generator().manual_seed(seed))
-    mask = topk_mask(scores, layer, k, min_per_layer)
+    scores = torch.randn(n, generator=g)
+    mask = topk_mask(scores, layer, k, need, spatial, min_spatial)
     assert int(mask.sum()) == k
     forced = torch.zeros(n, dtype=torch.bool)
     for i in range(len(sizes)):
         idx = (layer == i).nonzero().flatten()
-        assert int(mask[idx].sum()) >= min_per_layer
-        if min_per_layer:
-            forced[idx[scores[idx].argmax()]] = True
+        assert int(mask[idx].sum()) >= need[i]
+        assert int((mask & spatial)[idx].sum()) >= min_spatial
+        order = idx[scores[idx].argsort(descending=True)]
+        picks = [j for j in order.tolist() if spatial[j]][:min_spatial]
+        picks += [j for j in order.tolist() if j not in picks][:max(0, need[i] - len(picks))]
+        forced[picks] = True
     assert mask[forced].all()
     free = mask & ~forced
     if free.any() and (~mask).any():  # no unchosen score beats a freely chosen one
         assert scores[~mask].max() <= scores[free].min()
+    with pytest.raises(ConfigError, match=r"budget: keeps \d+ layer-branches; allowed: \d+ \.\. \d+"):
+        topk_mask(scores, layer, n + 1, need, spatial, min_spatial)
 
 
-def test_searched_mask_respects_the_budget_exactly():
+def _kept(net: RepNASNet) -> list[list[str]]:
+    """The branches each block runs in its next forward pass (gated or masked)."""
+    out = []
+    for b in net.blocks:
+        on = b._gate_active if b._gates is not None else b._active
+        if b._gates is not None and b._gate_active is None:  # dense: gates are exactly 0 or 1 forward
+            on = [bool(v) for v in b._gates.detach().tolist()]
+        out.append([n for n, a in zip(b.branch_names, on) if a])
+    return out
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_searched_mask_respects_the_budget_exactly(dense):
     cfg = load_repnas_config("repnas_repvgg_a0")
     assert cfg.num_layers == 22 and cfg.budget == 0.34  # RepVGG-A0: depths 1, 2, 4, 14, 1
     n_identity = sum("identity" in layer.branches for layer in cfg.layers)
     assert cfg.num_layer_branches == 6 * cfg.num_layers + n_identity
+    # the base 3x3 conv is always on and outside the budget: 34 % of the other 127 branches
+    assert cfg.always_on == ("conv_kxk",) and cfg.num_searchable == cfg.num_layer_branches - cfg.num_layers
     net = RepNASNet(cfg)
-    # sparse gradients and random warm-up: every step's running branches are exactly the mask
-    search = BranchSearch(net, cfg.budget, min_per_layer=cfg.min_branches_per_layer, dense_gradients=False,
-                          warmup="random", seed=1)
-    assert search.num_slots == cfg.num_layer_branches and search.k == budget_size(0.34, search.num_slots) == cfg.budget_k
+    search = BranchSearch(net, cfg.budget, always_on=cfg.always_on, min_per_layer=cfg.min_branches_per_layer,
+                          min_spatial=cfg.min_spatial_branches, dense_gradients=dense, warmup="random", seed=1)
+    assert search.num_slots == cfg.num_searchable and search.k == budget_size(0.34, cfg.num_searchable) == cfg.budget_k
     with torch.no_grad():
         search.alpha.normal_()
-    for phase in ("warmup", "search", "search", "search"):
+    for phase in ("warmup", "warmup", "search", "search", "search"):
         hard = search.step(phase, training=True)
         assert int(hard.sum()) == search.k
-        kept = [sum(b._gate_active if b._gates is not None else b._active) for b in net.blocks]
-        assert sum(kept) == search.k and min(kept) >= 1
+        kept = _kept(net)
+        assert all(branches[0] == "conv_kxk" for branches in kept)  # the base conv runs in every layer
+        assert sum(len(b) - 1 for b in kept) == search.k  # ... and exactly k searched branches besides
     sample = search.to_sample()
-    assert sum(len(v) for v in sample.values()) == search.k
+    assert sum(len(v) for v in sample.values()) == search.k + cfg.num_layers
     assert torch.equal(search.from_sample(sample), search.mask())
+    validate_sample(cfg, sample)  # within the budget, base conv everywhere
     search.fix(reset_bn=False)
     assert [list(b.active_branches) for b in net.blocks] == list(sample.values())
+    over = dict(sample)
+    extra = next(i for i, layer in enumerate(cfg.layers) if len(sample[f"branches_{i}"]) < len(layer.branches))
+    over[f"branches_{extra}"] = list(cfg.layers[extra].branches)
+    with pytest.raises(ConfigError, match=rf"over the budget of {cfg.budget_k} \(34% of 127; always_on"):
+        validate_sample(cfg, over)
+    no_base = {**sample, "branches_0": [b for b in sample["branches_0"] if b != "conv_kxk"] or ["conv_1xk"]}
+    with pytest.raises(ConfigError, match=r"branches_0: misses 'conv_kxk', which always_on keeps in every layer"):
+        validate_sample(cfg, no_base)
+
+
+def test_without_always_on_every_layer_keeps_a_spatial_branch():
+    cfg = load_repnas_config("repnas_small", always_on=[], budget=0.2)
+    assert cfg.num_searchable == cfg.num_layer_branches == 38 and cfg.budget_k == 8
+    assert all(layer.forced == layer.forced_spatial == 1 for layer in cfg.layers)
+    net = RepNASNet(cfg)
+    search = BranchSearch(net, cfg.budget, always_on=(), min_spatial=cfg.min_spatial_branches, seed=2)
+    with torch.no_grad():  # the search would rather keep 1x1 and identity branches only
+        search.alpha.copy_(torch.tensor([5.0 if n in ("conv_1x1", "identity") else -5.0 for _, n in search.slots]))
+    for _ in range(20):
+        sample = search.to_sample(search.random_mask())
+        assert sum(map(len, sample.values())) == cfg.budget_k
+        assert all(any(b in SPATIAL_BRANCHES for b in v) for v in sample.values()), sample
+    sample = search.to_sample()
+    assert all(any(b in SPATIAL_BRANCHES for b in v) for v in sample.values())
+    validate_sample(cfg, sample)
+    with pytest.raises(ConfigError, match=r"branches_0: keeps 0 spatial branches .*min_spatial_branches is 1"):
+        validate_sample(cfg, {**sample, "branches_0": ["conv_1x1"]})
+
+
+def test_straight_through_gradient_prefers_the_branch_that_lowers_the_loss():
+    """d loss / d alpha has the sign that keeps a helpful branch and drops a harmful one (kept or not)."""
+    torch.manual_seed(0)
+    block = _randomize_bn(DiverseBranchBlock(4, 4, 3, 1, branches=["conv_kxk", "conv_1x1"], act_layer=None), 0).eval()
+    x = torch.randn(8, 4, 6, 6)
+    with torch.no_grad():
+        base = block.branches["conv_kxk"](x)
+        extra = block.branches["conv_1x1"](x)
+    for target, sign in ((base - extra, 1.0), (base + 2 * extra, -1.0)):  # 1x1 harmful, then helpful
+        # (dense gradients: the off branch runs at gate 0, so its importance learns too)
+        for on in (True, False):
+            search = BranchSearch([block], 1 if on else 0, min_spatial=0, min_per_layer=0, noise_scale=0.0)
+            search.alpha.data.fill_(3.0 if on else -3.0)
+            hard = search.step("search", training=True)
+            assert bool(hard[0]) == on
+            F.mse_loss(block(x), target).backward()
+            assert float(search.alpha.grad[0]) * sign > 0, (on, sign)
 
 
 def test_straight_through_gates_forward_the_hard_mask_and_train_importance():
@@ -247,19 +320,25 @@ def test_straight_through_gates_forward_the_hard_mask_and_train_importance():
 def test_presets_load():
     assert {"repnas_small", "repnas_repvgg_a0"} <= set(list_repnas_presets())
     small = load_repnas_config("repnas_small")
-    assert small.resolution == 32 and small.num_classes == 10 and small.budget_k == budget_size(0.34, small.num_layer_branches)
-    assert load_repnas_config("repnas_small", budget=0.5).budget_k == budget_size(0.5, small.num_layer_branches)
+    assert small.resolution == 32 and small.num_classes == 10
+    assert (small.num_layer_branches, small.num_searchable, small.budget_k) == (38, 32, budget_size(0.34, 32)) == (38, 32, 11)
+    assert load_repnas_config("repnas_small", budget=0.5).budget_k == 16
 
 
 @pytest.mark.parametrize("override,pattern", [
     ({"branches": ["conv_kxk", "conv_7x7"]}, r"branches\.1: Input should be 'conv_kxk', 'conv_1x1', 'avg_kxk'"),
     ({"kernel_size": 4}, r"kernel_size: .*must be odd and >= 3"),
-    ({"budget": 0.05}, r"budget 0\.05 keeps \d+ of 38 layer-branches.*allowed: budget >= 0\.14"),
+    ({"budget": 0.05, "always_on": []}, r"budget 0\.05 keeps 2 of 38 searchable layer-branches, fewer than the 6 .*"
+                                         r"allowed: budget >= 0\.145"),
+    ({"always_on": ["conv_kxk", "conv_7x7"]}, r"always_on\.1: Input should be 'conv_kxk'"),
+    ({"branches": ["conv_kxk", "conv_1x1"], "always_on": ["identity"]},
+     r"always_on: 'identity' is not one of the branches; allowed values: conv_kxk, conv_1x1"),
+    ({"branches": ["conv_kxk", "conv_1x1"], "min_spatial_branches": 2}, r"min_spatial_branches must be <= 1"),
     ({"budget": 1.5}, r"budget: Input should be less than or equal to 1"),
     ({"stages": [{"channels": 10, "depth": 2, "stride": 1, "groups": 4}]}, r"stages\.0\.groups: 4 does not divide channels 10"),
     ({"stages": [{"channels": 8, "depth": 1, "stride": 3}]}, r"stages\.0\.stride: Input should be 1 or 2"),
     ({"act": "tanh"}, r"act: Input should be 'relu', 'relu6'"),
-    ({"widths": [8]}, r"unknown key 'widths'; allowed keys: act, bn, branches, budget"),
+    ({"widths": [8]}, r"unknown key 'widths'; allowed keys: act, always_on, bn, branches, budget"),
     ({"min_branches_per_layer": 8}, r"min_branches_per_layer must be <= 6"),
 ])
 def test_bad_preset_input_names_the_field(override, pattern):
@@ -306,8 +385,11 @@ def test_search_runs_end_to_end_on_digits():
     assert not torch.equal(module.search.alpha.detach(), alpha0), "importance did not train in the search phase"
     assert bool(module.search.is_fixed)
     sample = module.searched_sample()
-    assert sum(len(v) for v in sample.values()) == module.search.k == module.net.config.budget_k
-    assert all(len(v) >= 1 for v in sample.values())
+    cfg = module.net.config
+    assert module.search.k == cfg.budget_k == 11  # 34 % of the 32 searchable branches (conv_kxk always on)
+    assert sum(len(v) for v in sample.values()) == cfg.budget_k + cfg.num_layers
+    assert all(v[0] == "conv_kxk" for v in sample.values())
+    validate_sample(cfg, sample)
     searched, fused = module.searched_net().eval(), module.fused()
     x, _ = _digits("test", 64)
     with torch.no_grad():
@@ -330,12 +412,23 @@ def test_nni_space_labels_budget_and_freeze():
     assert list(simplified) == ["branches_0", "branches_1", "branch_budget"]
     assert simplified["branches_1"].values == list(available_branches(8, 8, 1))
     k = space.config.budget_k
-    over = {"branches_0": ["conv_kxk", "conv_1x1", "avg_kxk", "conv_1xk", "conv_kx1"],
-            "branches_1": ["conv_kxk", "conv_1x1", "identity"]}
-    assert sum(map(len, over.values())) > k and space.check_contains(over) is not None
+    assert k == 6 and space.config.num_searchable == 11  # 5 + 6 searchable beside the always-on conv_kxk
+    over = {"branches_0": ["conv_kxk", "conv_1x1", "avg_kxk", "conv_1x1_kxk", "conv_1xk", "conv_kx1"],
+            "branches_1": ["conv_kxk", "conv_1x1", "identity"]}  # 7 searchable
+    assert space.check_contains(over) is not None
     with pytest.raises(ConfigError, match=rf"over the budget of {k}"):
         space.freeze(over)
-    ok = {"branches_0": ["conv_1x1", "avg_kxk"], "branches_1": ["identity"]}
+    no_base = {"branches_0": ["conv_1x1", "avg_kxk"], "branches_1": ["identity"]}
+    assert "always on" in str(space.check_contains(no_base))
+    with pytest.raises(ConfigError, match=r"misses 'conv_kxk'"):
+        space.freeze(no_base)
+    for seed in range(5):  # NNI's own sampling keeps the always-on branch (inclusion probability 1)
+        assert "conv_kxk" in simplified["branches_1"].random(random_state=np.random.RandomState(seed))
+    memo = {}
+    assert isinstance(space.default(memo), RepNASNet)
+    assert {k: v for k, v in memo.items() if k.startswith("branches")} == {"branches_0": ["conv_kxk"],
+                                                                          "branches_1": ["conv_kxk"]}
+    ok = {"branches_0": ["conv_kxk", "conv_1x1", "avg_kxk"], "branches_1": ["conv_kxk", "identity"]}
     assert space.check_contains(ok) is None
     frozen = space.freeze(ok)
     assert isinstance(frozen, RepNASNet) and frozen.sample() == ok
@@ -348,8 +441,9 @@ def test_nni_space_labels_budget_and_freeze():
     mixed = space.net
     assert isinstance(mixed, MixedBranchSupernet)
     exported = mixed.export({})
-    assert sum(map(len, exported.values())) == k and space.check_contains(exported) is None
-    assert set(mixed.export_probs({})) == {"branches_0", "branches_1"}
+    assert sum(map(len, exported.values())) == k + 2 and space.check_contains(exported) is None
+    probs = mixed.export_probs({})
+    assert set(probs) == {"branches_0", "branches_1"} and probs["branches_0"]["conv_kxk"] == 1.0
 
 
 def test_nni_experiment_with_repnas_strategy(tmp_path):
@@ -377,7 +471,8 @@ def test_nni_experiment_with_repnas_strategy(tmp_path):
     (sample,) = exp.export_top_models(formatter="dict")
     mixed = strategy.oneshot_module._mixed()[0]
     assert bool(mixed.search.is_fixed) and mixed.search.alpha.abs().sum() > 0
-    assert sum(map(len, sample.values())) == space.config.budget_k and space.check_contains(sample) is None
+    assert sum(map(len, sample.values())) == space.config.budget_k + space.config.num_layers
+    assert space.check_contains(sample) is None
     net = space.freeze(sample).eval()
     x, _ = _digits("test", 32)
     with torch.no_grad():
@@ -395,6 +490,7 @@ def test_trial_entry_point_writes_result(tmp_path, capsys):
     assert rc == 0
     result = json.loads((tmp_path / "result.json").read_text())
     metrics = result["metrics"]
-    assert metrics["branches_kept"] == metrics["budget_k"] and metrics["onnx_ops"]["Conv"] == 6
+    assert metrics["searched_kept"] == metrics["budget_k"] == 11 and metrics["branches_kept"] == 11 + 6
+    assert metrics["onnx_ops"]["Conv"] == 6 and "Add" not in metrics["onnx_ops"]
     assert "'default'" in capsys.readouterr().out
     assert main(["--set", "budget=2"]) == 2  # a bad recipe value is an error, not a traceback

@@ -6,7 +6,9 @@
 * :func:`kendall_tau` / :func:`regression_scores`: ranking quality on held-out archs.
 * :func:`measure_accuracy_dataset`: (genome, top-1) pairs measured on a trained supernet.
 
-NAT's surrogates (RBF, GP, trees) subclass :class:`Predictor` with ``encoding = "index"``.
+NAT's surrogates (:mod:`~nni_eas.predictors.surrogates`): :class:`RBFPredictor`,
+:class:`GPPredictor`, :class:`TreeEnsemblePredictor` (``encoding = "index"``) and
+:class:`AdaptiveSurrogate` (picks one by cross-validated Kendall's tau).
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from .features import ENCODINGS, encode, feature_dim
 from .mlp import MLPPredictor, build_mlp
 from .ofa import OFAAccuracyPredictor, load_state_dict_file, ofa2_error_pct
 from .supernet import measure_accuracy_dataset
+from .surrogates import SURROGATES, AdaptiveSurrogate, GPPredictor, RBFPredictor, TreeEnsemblePredictor, make_surrogate
 
 __all__ = [
+    "AdaptiveSurrogate",
     "ENCODINGS",
+    "GPPredictor",
+    "RBFPredictor",
+    "SURROGATES",
+    "TreeEnsemblePredictor",
+    "make_surrogate",
     "MLPPredictor",
     "OFAAccuracyPredictor",
     "Predictor",

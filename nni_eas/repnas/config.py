@@ -1,10 +1,13 @@
 """RepNAS as data: the branch space (``search_spaces/repnas_*.yml``) and the training recipe.
 
 :class:`RepNASConfig` says what the network is (a RepVGG-style plain stack of diverse branch
-blocks: stage widths, depths, strides, groups) and what can change (which branches each layer
-keeps, under ``budget``). :class:`RepNASRecipe` says how the one-shot search trains it
-(warm-up / search / retrain epochs, learning rates, noise). Both are validated with
-:func:`nni_eas.config.validate`, so a bad value fails naming the field and what is allowed.
+blocks: stage widths, depths, strides, groups) and what can change: which *extra* branches each
+layer keeps besides its ``always_on`` ones (default: the base ``k x k`` conv), under ``budget``
+(a fraction of the searchable layer-branches; always-on branches are outside it), with at least
+``min_spatial_branches`` branches wider than 1x1 per layer. :class:`RepNASRecipe` says how the
+one-shot search trains it (warm-up / search / retrain epochs, learning rates, noise). Both are
+validated with :func:`nni_eas.config.validate`, so a bad value fails naming the field and what
+is allowed.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal, Mapping, NamedTuple, Union
+from typing import Any, Literal, Mapping, NamedTuple, Sequence, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from ..config import ConfigError, StrictModel, load_yaml, validate
 from ..spaces.config import BNConfig, preset_dirs
-from ..spaces.dbb import BRANCHES, available_branches
+from ..spaces.dbb import BRANCHES, SPATIAL_BRANCHES, available_branches
 
 __all__ = [
     "RepNASConfig",
@@ -30,6 +33,7 @@ __all__ = [
     "load_recipe",
     "list_repnas_presets",
     "budget_size",
+    "forced_picks",
 ]
 
 BranchName = Literal["conv_kxk", "conv_1x1", "avg_kxk", "conv_1x1_kxk", "conv_1xk", "conv_kx1", "identity"]
@@ -39,6 +43,20 @@ Act = Literal["relu", "relu6", "silu", "gelu", "hard_swish", "leaky_relu"]
 def budget_size(budget: float, total: int) -> int:
     """Branches kept under a budget: ``round(budget * total)`` (``budget`` is a fraction in (0, 1])."""
     return int(math.floor(budget * total + 0.5))
+
+
+def forced_picks(branches: Sequence[str], always_on: Sequence[str], min_total: int,
+                 min_spatial: int) -> tuple[int, int]:
+    """Searchable branches a layer must keep beside its always-on ones: ``(in all, of which spatial)``.
+
+    ``min_total`` and ``min_spatial`` count always-on branches too; the result is capped by what
+    the layer has (a fixed baseline net may have fewer candidates than the space asks for).
+    """
+    fixed = [b for b in branches if b in always_on]
+    free = [b for b in branches if b not in always_on]
+    spatial = min(max(0, min_spatial - sum(b in SPATIAL_BRANCHES for b in fixed)),
+                  sum(b in SPATIAL_BRANCHES for b in free))
+    return min(max(spatial, min_total - len(fixed)), len(free)), spatial
 
 
 class StageConfig(StrictModel):
@@ -62,6 +80,14 @@ class LayerSpec(NamedTuple):
     stride: int
     groups: int
     branches: tuple[str, ...]  # candidate branches of this layer, canonical order
+    always_on: tuple[str, ...] = ()  # the candidates every net of the space keeps (outside the budget)
+    forced: int = 0  # searchable branches the search must keep here (min_branches_per_layer, min_spatial_branches)
+    forced_spatial: int = 0  # ... of which spatial ones (wider than 1x1)
+
+    @property
+    def searchable(self) -> tuple[str, ...]:
+        """The candidates the search switches on and off (``branches`` less ``always_on``)."""
+        return tuple(b for b in self.branches if b not in self.always_on)
 
 
 class RepNASConfig(StrictModel):
@@ -79,8 +105,13 @@ class RepNASConfig(StrictModel):
     act: Act = "relu"
     dropout: float = Field(default=0.0, ge=0, lt=1)
     bn: BNConfig = BNConfig()
-    budget: float = Field(default=0.34, gt=0, le=1, description="fraction of all layer-branches kept")
-    min_branches_per_layer: int = Field(default=1, ge=0)
+    always_on: tuple[BranchName, ...] = Field(
+        default=("conv_kxk",),
+        description="branches every layer keeps (where its shape allows), outside the search and the budget")
+    budget: float = Field(default=0.34, gt=0, le=1, description="fraction of the searchable layer-branches kept")
+    min_branches_per_layer: int = Field(default=1, ge=0, description="branches per layer at least, always-on ones included")
+    min_spatial_branches: int = Field(
+        default=1, ge=0, description="branches wider than 1x1 per layer at least, always-on ones included")
 
     @field_validator("kernel_size")
     @classmethod
@@ -98,6 +129,13 @@ class RepNASConfig(StrictModel):
             raise ValueError(f"branches has duplicates: {list(v)}")
         return tuple(b for b in BRANCHES if b in v)  # canonical order
 
+    @field_validator("always_on")
+    @classmethod
+    def _always_on(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"always_on has duplicates: {list(v)}")
+        return tuple(b for b in BRANCHES if b in v)  # canonical order
+
     @model_validator(mode="after")
     def _structure(self) -> "RepNASConfig":
         for s, stage in enumerate(self.stages):
@@ -105,6 +143,10 @@ class RepNASConfig(StrictModel):
             if stage.depth > 1 and stage.channels % g:
                 raise ValueError(f"stages.{s}.groups: {g} does not divide channels {stage.channels}; "
                                  f"allowed: a divisor of {stage.channels} or 'depthwise'")
+        stray = [b for b in self.always_on if b not in self.branches]
+        if stray:
+            raise ValueError(f"always_on: {stray[0]!r} is not one of the branches; allowed values: "
+                             f"{', '.join(self.branches)}")
         layers = self.layers
         if any(len(layer.branches) == 0 for layer in layers):
             raise ValueError(f"branches {list(self.branches)} leave a stride-2 or width-changing layer with no "
@@ -113,11 +155,17 @@ class RepNASConfig(StrictModel):
         if self.min_branches_per_layer > most:
             raise ValueError(f"min_branches_per_layer must be <= {most} (branches of the smallest layer), "
                              f"got {self.min_branches_per_layer}")
-        k, floor = self.budget_k, self.min_branches_per_layer * len(layers)
+        spatial = min(sum(b in SPATIAL_BRANCHES for b in layer.branches) for layer in layers)
+        if self.min_spatial_branches > spatial:
+            raise ValueError(f"min_spatial_branches must be <= {spatial} (spatial branches of the smallest layer: "
+                             f"{', '.join(b for b in self.branches if b in SPATIAL_BRANCHES) or 'none'}), "
+                             f"got {self.min_spatial_branches}")
+        k, floor, n = self.budget_k, sum(layer.forced for layer in layers), self.num_searchable
         if k < floor:
-            lowest = math.ceil((floor - 0.5) / self.num_layer_branches * 1000) / 1000
-            raise ValueError(f"budget {self.budget} keeps {k} of {self.num_layer_branches} layer-branches, fewer "
-                             f"than min_branches_per_layer x layers = {floor}; allowed: budget >= {lowest}")
+            lowest = math.ceil((floor - 0.5) / n * 1000) / 1000
+            raise ValueError(f"budget {self.budget} keeps {k} of {n} searchable layer-branches, fewer than the "
+                             f"{floor} that min_branches_per_layer / min_spatial_branches force beside always_on "
+                             f"{list(self.always_on)}; allowed: budget >= {lowest}")
         return self
 
     # ---- derived structure ------------------------------------------------------------------
@@ -129,8 +177,10 @@ class RepNASConfig(StrictModel):
             for j in range(stage.depth):
                 stride = stage.stride if j == 0 else 1
                 groups = 1 if j == 0 else (stage.channels if stage.groups == "depthwise" else stage.groups)
-                out.append(LayerSpec(in_chs, stage.channels, stride, groups,
-                                     available_branches(in_chs, stage.channels, stride, self.branches)))
+                branches = available_branches(in_chs, stage.channels, stride, self.branches)
+                fixed = tuple(b for b in branches if b in self.always_on)
+                forced, spatial = forced_picks(branches, fixed, self.min_branches_per_layer, self.min_spatial_branches)
+                out.append(LayerSpec(in_chs, stage.channels, stride, groups, branches, fixed, forced, spatial))
                 in_chs = stage.channels
         return tuple(out)
 
@@ -140,13 +190,22 @@ class RepNASConfig(StrictModel):
 
     @property
     def num_layer_branches(self) -> int:
-        """All (layer, branch) pairs the search chooses from."""
+        """All (layer, branch) pairs of the supernet, always-on ones included."""
         return sum(len(layer.branches) for layer in self.layers)
 
     @property
+    def num_searchable(self) -> int:
+        """The (layer, branch) pairs the search chooses from (always-on ones excluded)."""
+        return sum(len(layer.searchable) for layer in self.layers)
+
+    @property
+    def num_always_on(self) -> int:
+        return sum(len(layer.always_on) for layer in self.layers)
+
+    @property
     def budget_k(self) -> int:
-        """Layer-branches kept by the search (exactly)."""
-        return budget_size(self.budget, self.num_layer_branches)
+        """Searchable layer-branches kept by the search (exactly); always-on ones come on top."""
+        return budget_size(self.budget, self.num_searchable)
 
     @property
     def width(self) -> int:
@@ -159,16 +218,19 @@ class RepNASConfig(StrictModel):
 class RepNASRecipe(StrictModel):
     """How :class:`~nni_eas.repnas.RepNASModule` trains: warm-up, search, retrain (epochs each).
 
-    * warm-up: weights train with every branch on (``warmup_mode: all``, default) or with random
-      top-k masks under the budget (``random``, as the RepNAS code); importance is frozen.
+    * warm-up: importance frozen at its initial value (0: every subset equally likely); weights
+      train on a fresh uniformly random top-k mask under the budget every step (``warmup_mode:
+      random``, default, as the RepNAS code), or with every branch on (``all``).
     * search: importance + logistic noise -> global top-k -> straight-through gates; importance
       trains with Adam (``arch_lr``) beside the weights. ``dense_gradients`` (default) also runs
       the masked-off branches at gate 0, so every importance gets a gradient at every step (the
-      RepNAS code only runs the kept ones).
+      RepNAS code only runs the kept ones: ``False``).
+    * retrain: the mask is fixed to the top-k importance (exactly the budget), BN statistics
+      restart, and the weights the search trained go on training on that mask alone (one-stage,
+      as the RepNAS code's fixed epochs); :meth:`RepNASNet.select` + a fresh run retrains the
+      searched blocks from scratch instead.
 
-    The defaults (``all`` + dense) searched markedly better than the paper's (``random`` +
-    sparse) in short CPU runs (see ``docs/repnas.md``).
-    * retrain: the mask is fixed to the top-k importance, BN statistics restart, weights train.
+    Always-on branches (the space's ``always_on``, default the ``k x k`` conv) run in every phase.
     """
 
     warmup_epochs: int = Field(default=1, ge=0)
@@ -186,7 +248,7 @@ class RepNASRecipe(StrictModel):
     arch_weight_decay: float = Field(default=0.0, ge=0)
     noise_scale: float = Field(default=1.0, ge=0, description="logistic noise multiplier (0: greedy top-k)")
     tau: float = Field(default=1.0, gt=0, description="temperature of the straight-through sigmoid")
-    warmup_mode: Literal["random", "all"] = "all"
+    warmup_mode: Literal["random", "all"] = "random"
     dense_gradients: bool = Field(
         default=True, description="run inactive branches too (gate 0), so every importance gets a gradient")
     reset_bn_on_fix: bool = True

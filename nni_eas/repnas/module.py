@@ -43,10 +43,12 @@ def recalibrate_from(net: nn.Module, loader: Iterable | None, batches: int) -> b
 
 def make_search(net: RepNASNet, recipe: RepNASRecipe) -> BranchSearch:
     """The :class:`BranchSearch` of ``net`` configured by ``recipe`` (budget: recipe's, else the space's)."""
+    cfg = net.config
     return BranchSearch(
-        net, recipe.budget if recipe.budget is not None else net.config.budget,
-        min_per_layer=net.config.min_branches_per_layer, noise_scale=recipe.noise_scale, tau=recipe.tau,
-        dense_gradients=recipe.dense_gradients, warmup=recipe.warmup_mode, seed=recipe.seed,
+        net, recipe.budget if recipe.budget is not None else cfg.budget, always_on=cfg.always_on,
+        min_per_layer=cfg.min_branches_per_layer, min_spatial=cfg.min_spatial_branches,
+        noise_scale=recipe.noise_scale, tau=recipe.tau, dense_gradients=recipe.dense_gradients,
+        warmup=recipe.warmup_mode, seed=recipe.seed,
     )
 
 

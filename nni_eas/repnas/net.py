@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..config import ConfigError
-from ..spaces.dbb import DiverseBranchBlock, fuse
+from ..spaces.dbb import SPATIAL_BRANCHES, DiverseBranchBlock, fuse
 from .config import RepNASConfig, SpaceLike, load_repnas_config
 
 __all__ = ["RepNASNet", "layer_label", "validate_sample"]
@@ -34,8 +34,10 @@ def layer_label(index: int) -> str:
 def validate_sample(config: RepNASConfig, sample: Sample, check_budget: bool = True) -> list[tuple[str, ...]]:
     """Per-layer branch lists of ``sample``, in canonical order; errors name the label and allowed values.
 
-    ``check_budget`` also requires at most ``config.budget_k`` branches in all and at least
-    ``min_branches_per_layer`` per layer.
+    A sample lists every branch a layer runs, its always-on ones included. ``check_budget`` also
+    requires the space's always-on branches in every layer, at most ``config.budget_k``
+    searchable branches in all, and per layer at least ``min_branches_per_layer`` branches and
+    ``min_spatial_branches`` spatial ones.
     """
     out = []
     for i, layer in enumerate(config.layers):
@@ -50,18 +52,28 @@ def validate_sample(config: RepNASConfig, sample: Sample, check_budget: bool = T
                               f"allowed values: {list(layer.branches)}")
         if len(set(chosen)) != len(chosen):
             raise ConfigError(f"sample: {label}: duplicates in {chosen}")
-        if check_budget and len(chosen) < config.min_branches_per_layer:
-            raise ConfigError(f"sample: {label}: keeps {len(chosen)} branches; "
-                              f"min_branches_per_layer is {config.min_branches_per_layer}")
+        if check_budget:
+            missing = [b for b in layer.always_on if b not in chosen]
+            if missing:
+                raise ConfigError(f"sample: {label}: misses {missing[0]!r}, which always_on keeps in every layer")
+            if len(chosen) < config.min_branches_per_layer:
+                raise ConfigError(f"sample: {label}: keeps {len(chosen)} branches; "
+                                  f"min_branches_per_layer is {config.min_branches_per_layer}")
+            spatial = sum(b in SPATIAL_BRANCHES for b in chosen)
+            if spatial < config.min_spatial_branches:
+                raise ConfigError(f"sample: {label}: keeps {spatial} spatial branches (wider than 1x1: "
+                                  f"{', '.join(SPATIAL_BRANCHES)}); min_spatial_branches is "
+                                  f"{config.min_spatial_branches}")
         out.append(tuple(b for b in layer.branches if b in chosen))
     extra = sorted(set(sample) - {layer_label(i) for i in range(config.num_layers)})
     if extra:
         raise ConfigError(f"sample: unknown key {extra[0]!r}; allowed keys: branches_0 .. "
                           f"branches_{config.num_layers - 1}")
-    total = sum(len(b) for b in out)
-    if check_budget and total > config.budget_k:
-        raise ConfigError(f"sample: keeps {total} layer-branches, over the budget of {config.budget_k} "
-                          f"({config.budget:.0%} of {config.num_layer_branches})")
+    searched = sum(len([b for b in bs if b not in layer.always_on]) for bs, layer in zip(out, config.layers))
+    if check_budget and searched > config.budget_k:
+        raise ConfigError(f"sample: keeps {searched} searchable layer-branches, over the budget of "
+                          f"{config.budget_k} ({config.budget:.0%} of {config.num_searchable}; always_on "
+                          f"{list(config.always_on)} not counted)")
     return out
 
 

@@ -126,9 +126,10 @@ def run_repnas(space: SpaceLike = "repnas_small", recipe: RepNASRecipe | Mapping
         "top1_unfused": _top1(searched, *test),
         **model_costs(fused, res, cfg.in_chans),
         "latency_ms": None,
-        "branches_kept": int(sum(len(v) for v in sample.values())),
+        "branches_kept": int(sum(len(v) for v in sample.values())),  # always-on ones included
+        "searched_kept": int(module.search.mask().sum()),  # what the budget counts
         "budget_k": module.search.k,
-        "layer_branches": module.search.num_slots,
+        "searchable_branches": module.search.num_slots,
     }
     if out_dir is not None:
         out = Path(out_dir)

@@ -38,6 +38,7 @@ from ..config import ConfigError
 
 __all__ = [
     "BRANCHES",
+    "SPATIAL_BRANCHES",
     "DiverseBranchBlock",
     "available_branches",
     "fold_bn",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 BRANCHES: tuple[str, ...] = ("conv_kxk", "conv_1x1", "avg_kxk", "conv_1x1_kxk", "conv_1xk", "conv_kx1", "identity")
+# branches that see more than one pixel (a layer with only 1x1 / identity branches has no spatial extent)
+SPATIAL_BRANCHES: tuple[str, ...] = ("conv_kxk", "avg_kxk", "conv_1x1_kxk", "conv_1xk", "conv_kx1")
 
 Kernel = tuple[torch.Tensor, torch.Tensor]  # (weight [out, in/groups, k, k], bias [out]), float64
 

@@ -7,9 +7,10 @@ mutables and plugs one mixed module into NNI's one-shot strategies through
 
 * :class:`BranchSupernet` (a ``MutableModule``) carries one ``CategoricalMultiple`` per layer,
   labelled ``branches_<i>`` (values: the layer's candidate branches; prior inclusion probability
-  = the budget fraction; default: the first candidate, i.e. the plain ``conv_kxk`` net), and
-  :class:`BranchBudget`, a constraint that allows at most ``k`` layer-branches in all and
-  ``min_branches_per_layer`` per layer.
+  1 for the space's ``always_on`` branches, the budget fraction for the others; default: the
+  always-on branches, i.e. the plain ``conv_kxk`` net), and :class:`BranchBudget`, a constraint
+  that requires the always-on branches, allows at most ``k`` searchable layer-branches in all and
+  asks ``min_branches_per_layer`` branches and ``min_spatial_branches`` spatial ones per layer.
   ``freeze(sample)`` gives the multi-branch net with the chosen branches and inherited weights.
 * :class:`MixedBranchSupernet` (a ``BaseSuperNetModule``) is what one-shot strategies train. It
   owns the importance parameters; ``resample`` draws a mask: a uniformly random top-k under the
@@ -23,7 +24,7 @@ the searched multi-branch net and ``space.freeze(sample).fuse()`` the deployed o
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,23 +33,28 @@ from nni.mutable.exception import ConstraintViolation, SampleValidationError
 from nni.nas.nn.pytorch import ModelSpace, MutableModule
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
-from ..repnas.config import RepNASConfig, SpaceLike, load_repnas_config
+from ..repnas.config import LayerSpec, RepNASConfig, SpaceLike, load_repnas_config
 from ..repnas.net import RepNASNet, layer_label, validate_sample
 from ..repnas.search import BranchSearch, Phase
+from .dbb import SPATIAL_BRANCHES
 
 __all__ = ["RepNASSpace", "BranchSupernet", "MixedBranchSupernet", "BranchBudget",
            "RepNASConfig", "RepNASNet", "load_repnas_config"]
 
 
 class BranchBudget(Constraint):
-    """At most ``k`` layer-branches in all, at least ``min_per_layer`` in every layer."""
+    """At most ``k`` searchable layer-branches in all; per layer its always-on branches, ``min_per_layer``
+    branches and ``min_spatial`` spatial ones (always-on ones count for both minimums)."""
 
     def __init__(self, layers: list[CategoricalMultiple], k: int, min_per_layer: int = 1,
+                 always_on: Sequence[Sequence[str]] | None = None, min_spatial: int = 0,
                  label: str = "branch_budget"):
         self.label = label
         self.layers = layers
         self.k = k
         self.min_per_layer = min_per_layer
+        self.min_spatial = min_spatial
+        self.always_on = [tuple(a) for a in always_on] if always_on is not None else [()] * len(layers)
 
     def leaf_mutables(self, is_leaf: Callable[[Mutable], bool]) -> Iterable[LabeledMutable]:
         for layer in self.layers:
@@ -56,31 +62,45 @@ class BranchBudget(Constraint):
         yield self
 
     def check_contains(self, sample: dict[str, Any]) -> SampleValidationError | None:
-        counts = []
-        for layer in self.layers:
+        searched = 0
+        for layer, fixed in zip(self.layers, self.always_on):
             exc = layer.check_contains(sample)
             if exc is not None:
                 return exc
-            counts.append(len(layer.freeze(sample)))
-        short = [layer.label for layer, c in zip(self.layers, counts) if c < self.min_per_layer]
-        if short:
-            return ConstraintViolation(f"{short[0]} keeps fewer than {self.min_per_layer} branches")
-        if sum(counts) > self.k:
-            return ConstraintViolation(f"{sum(counts)} layer-branches kept, over the budget of {self.k}")
+            chosen = list(layer.freeze(sample))
+            missing = [b for b in fixed if b not in chosen]
+            if missing:
+                return ConstraintViolation(f"{layer.label} misses {missing[0]!r}, which is always on")
+            if len(chosen) < self.min_per_layer:
+                return ConstraintViolation(f"{layer.label} keeps fewer than {self.min_per_layer} branches")
+            if sum(b in SPATIAL_BRANCHES for b in chosen) < self.min_spatial:
+                return ConstraintViolation(f"{layer.label} keeps fewer than {self.min_spatial} spatial branches")
+            searched += sum(b not in fixed for b in chosen)
+        if searched > self.k:
+            return ConstraintViolation(f"{searched} searchable layer-branches kept, over the budget of {self.k}")
         return None
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, min_per_layer={self.min_per_layer}, label={self.label!r}"
+        return (f"k={self.k}, min_per_layer={self.min_per_layer}, min_spatial={self.min_spatial}, "
+                f"label={self.label!r}")
+
+
+def _default(layer: LayerSpec) -> list[str]:
+    """The always-on branches plus what the layer must keep besides (spatial first): within every budget."""
+    free = list(layer.searchable)
+    pick = [b for b in free if b in SPATIAL_BRANCHES][:layer.forced_spatial]
+    pick += [b for b in free if b not in pick][:layer.forced - len(pick)]
+    return [b for b in layer.branches if b in layer.always_on or b in pick]
 
 
 def _choices(net: RepNASNet) -> dict[str, CategoricalMultiple]:
-    # default: each layer's first candidate (conv_kxk: the plain net), which every budget allows
+    # default: the always-on branches (conv_kxk: the plain net), which every budget allows
     cfg = net.config
     return {
-        layer_label(i): CategoricalMultiple(list(block.branch_names), weights=[cfg.budget] * len(block.branch_names),
-                                            default=list(block.branch_names[:cfg.min_branches_per_layer]),
-                                            label=layer_label(i))
-        for i, block in enumerate(net.blocks)
+        layer_label(i): CategoricalMultiple(list(layer.branches),
+                                            weights=[1.0 if b in layer.always_on else cfg.budget for b in layer.branches],
+                                            default=_default(layer), label=layer_label(i))
+        for i, layer in enumerate(cfg.layers)
     }
 
 
@@ -91,8 +111,10 @@ class BranchSupernet(MutableModule):
         super().__init__()
         self.net = net
         self.choices = {label: self.add_mutable(m) for label, m in _choices(net).items()}
-        self.budget = self.add_mutable(BranchBudget(list(self.choices.values()), net.config.budget_k,
-                                                    net.config.min_branches_per_layer))
+        cfg = net.config
+        self.budget = self.add_mutable(BranchBudget(list(self.choices.values()), cfg.budget_k,
+                                                    cfg.min_branches_per_layer, [layer.always_on for layer in cfg.layers],
+                                                    cfg.min_spatial_branches))
 
     @classmethod
     def create_fixed_module(cls, sample: dict, net: RepNASNet) -> RepNASNet:
@@ -131,7 +153,9 @@ class MixedBranchSupernet(BaseSuperNetModule):
         for mutable in choices.values():
             self.add_mutable(mutable)
         self.budget = self.add_mutable(budget)
-        self.search = BranchSearch(net, budget.k, min_per_layer=budget.min_per_layer, **search_kwargs)
+        cfg = net.config
+        self.search = BranchSearch(net, budget.k, always_on=cfg.always_on, min_per_layer=cfg.min_branches_per_layer,
+                                   min_spatial=cfg.min_spatial_branches, **search_kwargs)
         self.phase: Phase | None = None  # None: uniform random top-k paths (RandomOneShot); RepNAS sets it
 
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -153,10 +177,11 @@ class MixedBranchSupernet(BaseSuperNetModule):
         return {k: v for k, v in self.search.to_sample().items() if k not in memo}
 
     def export_probs(self, memo: dict[str, Any]) -> dict[str, Any]:
-        probs = self.search.probabilities().tolist()
+        """``sigmoid(alpha / tau)`` per branch; always-on branches have probability 1."""
+        probs = dict(zip(self.search.slots, self.search.probabilities().tolist()))
         out: dict[str, dict[str, float]] = {}
-        for (i, name), p in zip(self.search.slots, probs):
-            out.setdefault(layer_label(i), {})[name] = p
+        for i, layer in enumerate(self.net.config.layers):
+            out[layer_label(i)] = {b: probs.get((i, b), 1.0) for b in layer.branches}
         return {k: v for k, v in out.items() if k not in memo}
 
     def freeze(self, sample: dict[str, Any]) -> RepNASNet:

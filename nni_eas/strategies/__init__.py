@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RepNAS", "MultiObjectiveStrategy", "NSGA2", "NSGA3", "SMSEMOA", "SearchStrategy", "subnet_evaluator"]
+__all__ = ["NAT", "RepNAS", "MultiObjectiveStrategy", "NSGA2", "NSGA3", "SMSEMOA", "SearchStrategy", "subnet_evaluator",
+           "SupernetTraining", "ProgressiveShrinkingTraining", "SandwichTraining", "UniformTraining",
+           "supernet_evaluator"]
 
 _LAZY = {
     "RepNAS": "repnas",
@@ -18,6 +20,14 @@ _LAZY = {
     "SMSEMOA": "emo",
     "SearchStrategy": "base",
     "subnet_evaluator": "base",
+    # neural architecture transfer (nni_eas.nat): surrogate-assisted search + supernet adaptation
+    "NAT": "nat",
+    # supernet training (progressive shrinking, sandwich, uniform; EAS / TOFA losses via the recipe)
+    "SupernetTraining": "supernet",
+    "ProgressiveShrinkingTraining": "supernet",
+    "SandwichTraining": "supernet",
+    "UniformTraining": "supernet",
+    "supernet_evaluator": "supernet",
 }
 
 

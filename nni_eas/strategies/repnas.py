@@ -146,7 +146,7 @@ class RepNAS(OneShotStrategy):
 
     def __init__(self, warmup_epochs: int = 1, search_epochs: int = 2, arch_lr: float = 0.05,
                  arch_weight_decay: float = 0.0, noise_scale: float = 1.0, tau: float = 1.0,
-                 dense_gradients: bool = True, warmup_mode: Literal["random", "all"] = "all",
+                 dense_gradients: bool = True, warmup_mode: Literal["random", "all"] = "random",
                  reset_bn_on_fix: bool = True, bn_recalibration_batches: int = 20,
                  gradient_clip_val: float | None = None, seed: int = 0, **kwargs: Any):
         super().__init__(**kwargs)

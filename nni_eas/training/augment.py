@@ -2,11 +2,14 @@
 
 Working on whole batches keeps small-image training CPU-friendly and, because every random
 draw comes from a generator seeded by (seed, step), makes a resumed run bit-identical.
-``weak`` = random crop (zero padding) + horizontal flip; ``strong`` adds per-image brightness /
+``weak`` = random crop (padding: zeros, or the replicated border, which paints no grey frame of
+normalised zeros into the picture) + horizontal flip; ``strong`` adds per-image brightness /
 contrast jitter and a random-erasing patch (the strong view of FixMatch / TOFA).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -14,11 +17,15 @@ import torch.nn.functional as F
 __all__ = ["weak_augment", "strong_augment"]
 
 
-def _crop_flip(x: torch.Tensor, g: torch.Generator, padding: float, flip: bool) -> torch.Tensor:
+PaddingMode = Literal["zeros", "replicate"]
+
+
+def _crop_flip(x: torch.Tensor, g: torch.Generator, padding: float, flip: bool,
+               padding_mode: PaddingMode = "zeros") -> torch.Tensor:
     n, _, h, w = x.shape
     pad = int(round(padding * h))
     if pad > 0:
-        padded = F.pad(x, (pad, pad, pad, pad))
+        padded = F.pad(x, (pad, pad, pad, pad), mode="replicate" if padding_mode == "replicate" else "constant")
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
         rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)           # [N, H]
@@ -31,13 +38,14 @@ def _crop_flip(x: torch.Tensor, g: torch.Generator, padding: float, flip: bool) 
     return x.contiguous()
 
 
-def weak_augment(x: torch.Tensor, g: torch.Generator, padding: float = 0.125, flip: bool = True) -> torch.Tensor:
-    return _crop_flip(x, g, padding, flip)
+def weak_augment(x: torch.Tensor, g: torch.Generator, padding: float = 0.125, flip: bool = True,
+                 padding_mode: PaddingMode = "zeros") -> torch.Tensor:
+    return _crop_flip(x, g, padding, flip, padding_mode)
 
 
 def strong_augment(x: torch.Tensor, g: torch.Generator, padding: float = 0.125, flip: bool = True,
-                   jitter: float = 0.4, erase: float = 0.5) -> torch.Tensor:
-    x = _crop_flip(x, g, padding, flip)
+                   jitter: float = 0.4, erase: float = 0.5, padding_mode: PaddingMode = "zeros") -> torch.Tensor:
+    x = _crop_flip(x, g, padding, flip, padding_mode)
     n, _, h, w = x.shape
     dev = x.device
     brightness = ((torch.rand(n, generator=g) * 2 - 1) * jitter).to(dev)[:, None, None, None]

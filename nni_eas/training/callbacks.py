@@ -14,7 +14,8 @@ from ..checkpoint import CheckpointError
 from ..compat import with_default_metric
 from ..io import atomic_write_bytes, atomic_write_json
 
-__all__ = ["AtomicCheckpointIO", "NNIReportCallback", "CurvesCallback", "in_nni_trial"]
+__all__ = ["AtomicCheckpointIO", "NNIReportCallback", "CurvesCallback", "in_nni_trial", "nni_reporting",
+           "SaveSupernetCallback"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -50,28 +51,84 @@ def in_nni_trial() -> bool:
         return False
 
 
+def nni_reporting() -> bool:
+    """True where NNI listens for metrics: an nnictl trial, or a model that a ``NasExperiment``'s
+    in-process (sequential) engine is running, which sets the current parameter."""
+    if in_nni_trial():
+        return True
+    try:
+        import nni
+
+        return nni.get_current_parameter() is not None
+    except Exception:  # pragma: no cover - nni import problems
+        return False
+
+
 class NNIReportCallback(pl.Callback):
     """Per-epoch top-1 of the largest and smallest subnet as NNI intermediate results.
 
     Reported dicts always carry ``'default'`` (the largest subnet's top-1), so NNI's web UI plots
-    them; the final result is reported by the trial entry point once the supernet is saved.
+    them. ``report_final``: also report the last validation as the final result when training
+    ends (the NNI strategy does; :func:`~nni_eas.training.train_supernet` leaves it to its caller).
+    ``enabled=None`` decides at each report (:func:`nni_reporting`).
     """
 
-    def __init__(self, default_key: str = "top1_max", enabled: Optional[bool] = None):
+    def __init__(self, default_key: str = "top1_max", enabled: Optional[bool] = None, report_final: bool = False):
         self.default_key = default_key
-        self.enabled = in_nni_trial() if enabled is None else enabled
+        self.enabled = enabled
+        self.report_final = report_final
         self.reported: list[dict[str, float]] = []
+        self.final: Optional[dict[str, float]] = None
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = dict(getattr(pl_module, "last_val_metrics", {}) or {})
+    def _active(self) -> bool:
+        return nni_reporting() if self.enabled is None else self.enabled
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # not on_validation_epoch_end: Lightning runs callbacks' epoch-end hooks before the module's,
+        # which is where this epoch's metrics are computed
+        metrics = dict(_val_metrics(pl_module))
         if not metrics or trainer.sanity_checking:
             return
         metric = with_default_metric(metrics, self.default_key)
         self.reported.append(metric)
-        if self.enabled:
+        if self._active():
             import nni
 
             nni.report_intermediate_result(metric)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = dict(_val_metrics(pl_module))
+        if not self.report_final or not metrics:
+            return
+        self.final = with_default_metric(metrics, self.default_key)
+        if self._active():
+            import nni
+
+            nni.report_final_result(self.final)
+
+
+class SaveSupernetCallback(pl.Callback):
+    """Writes the trained supernet (:func:`nni_eas.checkpoint.save_supernet`) when fitting ends,
+    for runs that Lightning drives on its own (NNI's evaluators)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from ..checkpoint import save_supernet
+
+        module = getattr(pl_module, "training_module", pl_module)
+        recipe = module.recipe
+        save_supernet(self.path, module.trained_supernet(), classes=module.classes, meta={
+            "recipe": recipe.name, "dataset": recipe.data.dataset, "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step, "val": dict(module.last_val_metrics),
+        })
+
+
+def _val_metrics(pl_module: pl.LightningModule) -> dict[str, float]:
+    """The last validation metrics of a SupernetModule, also through NNI's one-shot wrapper."""
+    module = getattr(pl_module, "training_module", pl_module)
+    return getattr(module, "last_val_metrics", {}) or {}
 
 
 class CurvesCallback(pl.Callback):
@@ -84,7 +141,7 @@ class CurvesCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         row = {"epoch": trainer.current_epoch, **{k: v for k, v in metrics.items() if not k.endswith("_step")}}
-        row.update({f"val/{k}": v for k, v in getattr(pl_module, "last_val_metrics", {}).items() if k != "epoch"})
+        row.update({f"val/{k}": v for k, v in _val_metrics(pl_module).items() if k != "epoch"})
         self.history = [h for h in self.history if h["epoch"] != row["epoch"]] + [row]
         atomic_write_json(self.out_dir / "metrics.json", self.history)
         self._plot()

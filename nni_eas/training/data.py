@@ -54,6 +54,7 @@ class SupernetDataModule(pl.LightningDataModule):
         self._classes = list(classes) if classes is not None else None
         self.labeled_set: Optional[Dataset] = None
         self.unlabeled_set: Optional[Dataset] = None
+        self._limited = False
 
     # ---- datasets ---------------------------------------------------------------------------
     def setup(self, stage: Optional[str] = None) -> None:
@@ -61,14 +62,16 @@ class SupernetDataModule(pl.LightningDataModule):
             from ..data import load_dataset
 
             d = self.data
-            kwargs = dict(root=d.root, resolution=d.resolution, channels=self.in_chans)
+            kwargs = dict(root=d.root, resolution=d.resolution, channels=self.in_chans, val_fraction=d.val_split)
             self.train_set = load_dataset(d.dataset, "train", **kwargs)
             self.val_set = load_dataset(d.dataset, "val", **kwargs)
             self._classes = list(self.train_set.classes)
-        if self.data.limit_train:
-            self.train_set = Subset(self.train_set, range(min(self.data.limit_train, len(self.train_set))))
-        if self.data.limit_val and self.val_set is not None:
-            self.val_set = Subset(self.val_set, range(min(self.data.limit_val, len(self.val_set))))
+        if not self._limited:  # setup() runs more than once (our callers, then Lightning)
+            if self.data.limit_train:
+                self.train_set = Subset(self.train_set, range(min(self.data.limit_train, len(self.train_set))))
+            if self.data.limit_val and self.val_set is not None:
+                self.val_set = Subset(self.val_set, range(min(self.data.limit_val, len(self.val_set))))
+            self._limited = True
         if self.ssl.enabled and self.labeled_set is None:
             self.labeled_set, self.unlabeled_set = _split(self.train_set, self.ssl.labeled_fraction, self.seed)
 

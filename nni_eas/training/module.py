@@ -31,10 +31,10 @@ from ..spaces.config import load_space_config
 from ..spaces.ofa_mbv3 import OFAMobileNetV3, resize_input
 from .augment import strong_augment, weak_augment
 from .losses import KeptClasses, TaskDropout, consistency_loss, soft_target_loss
-from .policies import Phase, build_policy
+from .policies import Phase, SubnetPolicy, build_policy
 from .recipe import TrainingRecipe, load_recipe
 
-__all__ = ["SupernetModule", "TRAINING_FORMAT"]
+__all__ = ["SupernetModule", "TRAINING_FORMAT", "zero_init_last_bn"]
 
 TRAINING_FORMAT = "nni-eas-training/1"
 
@@ -49,11 +49,13 @@ class SupernetModule(LightningModule):
         supernet: an existing supernet to continue training (else built from the recipe's space).
         calib_data: images for BN recalibration before validation (default: the datamodule's
             ``calibration_data()``, or the first training batches).
+        policy: a :class:`~nni_eas.training.policies.SubnetPolicy` object to use instead of the
+            recipe's ``policy`` (same protocol: ``phases``, ``phase_at``, ``archs``, ``eval_archs``).
     """
 
     def __init__(self, recipe: TrainingRecipe | str | dict, num_classes: Optional[int] = None,
                  classes: Optional[list[str]] = None, supernet: Optional[OFAMobileNetV3] = None,
-                 calib_data: Optional[Data] = None):
+                 calib_data: Optional[Data] = None, policy: Optional[SubnetPolicy] = None):
         super().__init__()
         self.recipe = load_recipe(recipe)
         overrides = dict(self.recipe.space_overrides)
@@ -61,9 +63,12 @@ class SupernetModule(LightningModule):
             overrides["num_classes"] = num_classes
         cfg = supernet.config if supernet is not None else load_space_config(self.recipe.space, **overrides)
         self.supernet = supernet if supernet is not None else OFAMobileNetV3(cfg)
+        if self.recipe.zero_init_last_bn:
+            zero_init_last_bn(self.supernet)
         self.classes = list(classes) if classes is not None else [str(i) for i in range(cfg.num_classes)]
         self.automatic_optimization = False
-        self.policy = build_policy(cfg, self.recipe.policy)
+        # a custom policy object (e.g. NAT's archive distribution) replaces the recipe's
+        self.policy = policy if policy is not None else build_policy(cfg, self.recipe.policy)
         smoothing = self.recipe.label_smoothing
         self.criterion = LabelSmoothingCrossEntropy(smoothing) if smoothing > 0 else nn.CrossEntropyLoss()
         td = self.recipe.task_dropout
@@ -80,13 +85,29 @@ class SupernetModule(LightningModule):
 
     # ---- NNI evaluator protocol -------------------------------------------------------------
     def set_model(self, model: nn.Module) -> None:
-        """Train the supernet of an NNI model space (``OFAMobileNetV3Space``) or a supernet itself."""
+        """Train the supernet of an NNI model space (``OFAMobileNetV3Space``) or a supernet itself.
+
+        The space's supernet replaces the recipe-built one (weights are trained in place); the space
+        is kept unregistered, so checkpoints hold the supernet once, under ``supernet.``.
+        """
         supernet = getattr(model, "supernet", model)
         if not isinstance(supernet, OFAMobileNetV3):
             raise TypeError(f"SupernetModule trains an OFAMobileNetV3 or a space holding one, got {type(model).__name__}")
         if supernet.config != self.supernet.config:
-            raise ValueError(f"the model space ({supernet.config.name}) differs from the recipe's space ({self.supernet.config.name})")
+            ours, theirs = self.supernet.config.model_dump(), supernet.config.model_dump()
+            diff = {k: (theirs.get(k), ours.get(k)) for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)}
+            details = "; ".join(f"{k}: space {a!r} vs recipe {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"the model space differs from the recipe's space ({details}); build the space with the "
+                             "recipe's space and space_overrides, and the dataset's num_classes")
+        self.__dict__["_nni_model"] = model  # not a submodule (see above)
         self.supernet = supernet
+        if self.recipe.zero_init_last_bn:
+            zero_init_last_bn(self.supernet)
+
+    @property
+    def model(self) -> nn.Module:
+        """The model given to :meth:`set_model` (NNI protocol), else the supernet."""
+        return self.__dict__.get("_nni_model", self.supernet)
 
     @property
     def config(self):
@@ -139,6 +160,11 @@ class SupernetModule(LightningModule):
             min_lr=s.min_lr, step_on_epochs=False, updates_per_epoch=max(1, self._batches_per_epoch()),
         )
         self._scheduler_phase = phase.index
+        # a resumed run re-creates the schedule mid-phase: move it to the steps already done, so the
+        # next step uses the same learning rate as in the uninterrupted run
+        done = (self.current_epoch - phase.first_epoch) * self._batches_per_epoch()
+        if done > 0:
+            self._scheduler.step_update(num_updates=done)
 
     def _batches_per_epoch(self) -> int:
         n = self.trainer.num_training_batches
@@ -180,16 +206,18 @@ class SupernetModule(LightningModule):
             (x, y), unlabeled = batch["labeled"], batch.get("unlabeled")
         else:
             (x, y), unlabeled = batch, None
-        x = weak_augment(x, gen, aug.crop_padding, aug.flip)
+        x = weak_augment(x, gen, aug.crop_padding, aug.flip, aug.padding_mode)
         kept = self.task_dropout.sample(y, rng) if self.task_dropout is not None else None
         archs = self.policy.archs(self.current_epoch, rng)
         phase = self._phase()
+        if self.teacher is not None:
+            self.teacher.eval()  # Lightning's model.train() reaches the teacher too: keep its BN frozen
 
         pseudo = None
         if unlabeled is not None and self.recipe.semi_supervised.enabled:
             xu = unlabeled[0]
-            weak_u = weak_augment(xu, gen, aug.crop_padding, aug.flip)
-            strong_u = strong_augment(xu, gen, aug.crop_padding, aug.flip)
+            weak_u = weak_augment(xu, gen, aug.crop_padding, aug.flip, aug.padding_mode)
+            strong_u = strong_augment(xu, gen, aug.crop_padding, aug.flip, padding_mode=aug.padding_mode)
             with torch.no_grad():  # pseudo-labels from the largest subnet (or the frozen teacher)
                 source = self.teacher if self.teacher is not None else self._with_arch(self.policy.eval_archs()["max"])
                 pseudo = source(weak_u)
@@ -273,6 +301,11 @@ class SupernetModule(LightningModule):
             self.log(f"val/{key}", value, prog_bar=True)
         self._eval = {}
 
+    def trained_supernet(self) -> OFAMobileNetV3:
+        """The weights to keep: the EMA copy when the recipe averages weights (that is what
+        validation measured), else the supernet itself."""
+        return self.ema.module if self.ema is not None else self.supernet
+
     # ---- checkpoints ------------------------------------------------------------------------
     def hparams_dict(self) -> dict[str, Any]:
         return {"recipe": self.recipe.model_dump(mode="json"), "space": self.config.model_dump(mode="json"),
@@ -306,6 +339,20 @@ class SupernetModule(LightningModule):
         if extra.get("ema") is not None:
             self.ema = ModelEmaV3(self.supernet, decay=self.recipe.ema.decay)
             self.ema.module.load_state_dict(extra["ema"])
+
+
+@torch.no_grad()
+def zero_init_last_bn(supernet: OFAMobileNetV3) -> bool:
+    """Start every residual block as an identity (its last BN's gamma = 0), as BigNAS and timm do:
+    a deep supernet then trains stably from the first step. Only an untrained supernet (all those
+    gammas still at their initial 1) is changed, so a trained one passed in keeps its weights.
+    Returns whether it changed anything."""
+    bns = [b.bn3.weight for b in supernet.elastic_blocks() if b.has_skip]
+    if not bns or not all(bool((w == 1).all()) for w in bns):
+        return False
+    for w in bns:
+        w.zero_()
+    return True
 
 
 def _labeled(data: Data):

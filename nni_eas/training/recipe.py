@@ -112,7 +112,8 @@ class SemiSupervisedConfig(StrictModel):
 
 class AugmentConfig(StrictModel):
     crop_padding: float = Field(default=0.125, ge=0, lt=1, description="random-crop padding, fraction of the image")
-    flip: bool = True
+    padding_mode: Literal["zeros", "replicate"] = "zeros"  # replicate: no grey frame on small images
+    flip: bool = True  # off for data whose mirror image is another class (digits, text)
 
 
 class EmaConfig(StrictModel):
@@ -124,9 +125,10 @@ class DataConfig(StrictModel):
     dataset: str = "digits"
     resolution: int = Field(default=32, gt=0, description="size the images are loaded at (max of the space)")
     root: Optional[str] = None
-    val_split: float = Field(default=0.1, gt=0, lt=1)
-    limit_train: Optional[int] = Field(default=None, gt=0, description="use only the first N training images")
-    limit_val: Optional[int] = Field(default=None, gt=0)
+    val_split: Optional[float] = Field(default=None, gt=0, lt=1,
+                                       description="share of each class held out for validation (default: the dataset's)")
+    limit_train: Optional[int] = Field(default=None, gt=0, description="use only the first N training images (tests, smoke runs)")
+    limit_val: Optional[int] = Field(default=None, gt=0, description="use only the first N validation images")
     num_workers: int = Field(default=0, ge=0)
 
 
@@ -147,6 +149,8 @@ class TrainingRecipe(StrictModel):
     augment: AugmentConfig = AugmentConfig()
     ema: EmaConfig = EmaConfig()
     grad_clip: Optional[float] = Field(default=None, gt=0)
+    # BigNAS / timm: residual blocks start as identities (last BN's gamma = 0); applied to untrained supernets only
+    zero_init_last_bn: bool = True
     bn_calibration_images: int = Field(default=500, gt=0)
     val_every_n_epochs: int = Field(default=1, gt=0)
     seed: int = 0

@@ -24,6 +24,7 @@ from ..checkpoint import save_supernet
 from .callbacks import AtomicCheckpointIO, CurvesCallback, NNIReportCallback
 from .data import SupernetDataModule
 from .module import SupernetModule
+from .policies import SubnetPolicy
 from .recipe import TrainingRecipe, load_recipe
 
 __all__ = ["train_supernet", "TrainResult", "build_trainer"]
@@ -42,12 +43,20 @@ class TrainResult:
 
 def build_trainer(out_dir: Path, max_epochs: int, val_every: int = 1, progress: bool = True,
                   nni_report: Optional[bool] = None, extra_callbacks: Optional[list] = None,
-                  **trainer_kwargs: Any) -> pl.Trainer:
-    """The Trainer every nni-eas training uses: atomic epoch checkpoints, TensorBoard, curves."""
+                  trainer_cls: type = pl.Trainer, report_final: bool = False, **trainer_kwargs: Any) -> pl.Trainer:
+    """The Trainer every nni-eas training uses: atomic epoch checkpoints, TensorBoard, curves.
+
+    ``trainer_cls``: NNI's evaluators need its traced ``nni.nas.evaluator.pytorch.Trainer``.
+    ``report_final``: report the last validation to NNI as the final result.
+    """
+    out_dir = Path(out_dir)
     callbacks = [
-        ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="epoch{epoch:03d}", save_last=True, save_top_k=0,
-                        every_n_epochs=1, auto_insert_metric_name=False),
-        NNIReportCallback(enabled=nni_report),
+        # one file, overwritten (atomically) after every epoch: with save_top_k=0, Lightning >= 2.5
+        # writes save_last's file only when training ends, which leaves nothing to resume after a kill
+        ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1, monitor=None,
+                        every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False,
+                        auto_insert_metric_name=False),
+        NNIReportCallback(enabled=nni_report, report_final=report_final),
         CurvesCallback(out_dir),
     ]
     if progress:
@@ -60,7 +69,7 @@ def build_trainer(out_dir: Path, max_epochs: int, val_every: int = 1, progress: 
         enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=10,
     )
     kwargs.update(trainer_kwargs)
-    return pl.Trainer(**kwargs)
+    return trainer_cls(**kwargs)
 
 
 def _cuda() -> bool:
@@ -71,11 +80,14 @@ def _cuda() -> bool:
 
 def train_supernet(recipe: TrainingRecipe | str | dict, out_dir: str | Path, resume: bool = True,
                    progress: bool = True, nni_report: Optional[bool] = None,
-                   datamodule: Optional[SupernetDataModule] = None, **trainer_kwargs: Any) -> TrainResult:
+                   datamodule: Optional[SupernetDataModule] = None, policy: Optional[SubnetPolicy] = None,
+                   **trainer_kwargs: Any) -> TrainResult:
     """Train a supernet as ``recipe`` says, writing everything under ``out_dir``.
 
     ``resume``: continue from ``out_dir/checkpoints/last.ckpt`` when it exists (a checkpoint of
     another recipe or space is an error, never silently ignored).
+    ``policy``: a :class:`~nni_eas.training.policies.SubnetPolicy` replacing the recipe's.
+    ``trainer_kwargs``: :func:`build_trainer` / ``Trainer`` arguments (``extra_callbacks``, ...).
     """
     recipe = load_recipe(recipe)
     out_dir = Path(out_dir)
@@ -83,7 +95,7 @@ def train_supernet(recipe: TrainingRecipe | str | dict, out_dir: str | Path, res
     pl.seed_everything(recipe.seed, workers=True, verbose=False)
     dm = datamodule or SupernetDataModule(recipe.data, recipe.batch_size, recipe.seed, recipe.semi_supervised)
     dm.setup()
-    module = SupernetModule(recipe, num_classes=dm.num_classes, classes=dm.classes)
+    module = SupernetModule(recipe, num_classes=dm.num_classes, classes=dm.classes, policy=policy)
     trainer = build_trainer(out_dir, module.policy.total_epochs, recipe.val_every_n_epochs, progress, nni_report,
                             **trainer_kwargs)
     last = out_dir / "checkpoints" / "last.ckpt"
@@ -91,7 +103,7 @@ def train_supernet(recipe: TrainingRecipe | str | dict, out_dir: str | Path, res
     if ckpt_path:
         _log.info("resuming from %s", ckpt_path)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
-    path = save_supernet(out_dir / "supernet.pt", module.supernet, classes=dm.classes, meta={
+    path = save_supernet(out_dir / "supernet.pt", module.trained_supernet(), classes=dm.classes, meta={
         "recipe": recipe.name, "dataset": recipe.data.dataset, "epochs": trainer.current_epoch,
         "global_step": trainer.global_step, "val": module.last_val_metrics,
     })

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SearchTuner", "MultiObjectiveTuner", "NSGA2Tuner", "SMSEMOATuner", "NSGA3Tuner", "experiment_params"]
+__all__ = ["SearchTuner", "MultiObjectiveTuner", "NSGA2Tuner", "SMSEMOATuner", "NSGA3Tuner", "NATTuner", "experiment_params"]
 
 _LAZY = {
     "SearchTuner": "base",
@@ -18,6 +18,7 @@ _LAZY = {
     "NSGA2Tuner": "emo",
     "SMSEMOATuner": "emo",
     "NSGA3Tuner": "emo",
+    "NATTuner": "nat",
 }
 
 
