@@ -94,6 +94,28 @@ def validate(model: type[M], data: Mapping[str, Any] | Any, source: str = "confi
         raise ConfigError(format_validation_error(e, model, source)) from None
 
 
+def load_preset(model: type[M], value: Any, find: Any, what: str, **overrides: Any) -> M:
+    """A config of type ``model`` from an instance, a mapping, a ``.yml`` path or a preset name.
+
+    ``find(name) -> Path`` resolves preset names (raising :class:`ConfigError` with the
+    available ones); ``overrides`` replace top-level keys. One loader for every kind of preset
+    (search spaces, RepNAS spaces), so they all accept the same forms and fail the same way.
+    """
+    if isinstance(value, model):
+        if not overrides:
+            return value
+        data, source = value.model_dump(), f"preset {getattr(value, 'name', what)!r}"
+    elif isinstance(value, Mapping):
+        data, source = dict(value), what
+    else:
+        text = os.fspath(value)
+        path = Path(text) if (text.endswith((".yml", ".yaml")) or os.sep in text) else find(text)
+        data, source = load_yaml(path), str(path)
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: a {what} preset must be a mapping of keys to values")
+    return validate(model, {**data, **overrides}, source)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` so that a reader (or a kill) never sees a partial file."""
     path = Path(path)

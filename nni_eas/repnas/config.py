@@ -19,7 +19,7 @@ from typing import Any, Literal, Mapping, NamedTuple, Sequence, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from ..config import ConfigError, StrictModel, load_yaml, validate
+from ..config import ConfigError, StrictModel, load_preset, load_yaml, validate
 from ..spaces.config import BNConfig, preset_dirs
 from ..spaces.dbb import BRANCHES, SPATIAL_BRANCHES, available_branches
 
@@ -295,19 +295,7 @@ def load_repnas_config(space: SpaceLike = "repnas_small", **overrides: Any) -> R
 
     >>> cfg = load_repnas_config("repnas_small", budget=0.5)
     """
-    if isinstance(space, RepNASConfig):
-        if not overrides:
-            return space
-        data, source = space.model_dump(), f"preset {space.name!r}"
-    elif isinstance(space, Mapping):
-        data, source = dict(space), "RepNAS space config"
-    else:
-        text = os.fspath(space)
-        path = Path(text) if (text.endswith((".yml", ".yaml")) or os.sep in text) else _find(text)
-        data, source = load_yaml(path), str(path)
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: a RepNAS preset must be a mapping of keys to values")
-    return validate(RepNASConfig, {**data, **overrides}, source)
+    return load_preset(RepNASConfig, space, _find, "RepNAS space config", **overrides)
 
 
 def load_recipe(recipe: str | os.PathLike | Mapping[str, Any] | RepNASRecipe | None = None,

@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping, Union
 from pydantic import Field, field_validator, model_validator
 from timm.layers import make_divisible
 
-from ..config import ConfigError, StrictModel, load_yaml, validate
+from ..config import ConfigError, StrictModel, load_preset
 
 __all__ = [
     "OFAMobileNetV3Config",
@@ -290,17 +290,4 @@ def load_space_config(space: SpaceLike = "ofa_mbv3_small", **overrides: Any) -> 
 
     >>> cfg = load_space_config("ofa_mbv3_small", num_classes=10)
     """
-    if isinstance(space, OFAMobileNetV3Config):
-        if not overrides:
-            return space
-        data, source = space.model_dump(), f"preset {space.name!r}"
-    elif isinstance(space, Mapping):
-        data, source = dict(space), "space config"
-    else:
-        text = os.fspath(space)
-        path = Path(text) if (text.endswith((".yml", ".yaml")) or os.sep in text) else _find_preset(text)
-        data, source = load_yaml(path), str(path)
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: a space preset must be a mapping of keys to values")
-    data = {**data, **overrides}
-    return validate(OFAMobileNetV3Config, data, source)
+    return load_preset(OFAMobileNetV3Config, space, _find_preset, "space config", **overrides)
