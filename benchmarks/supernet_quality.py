@@ -120,18 +120,18 @@ def main(argv=None) -> int:
                             "random_archs": args.random_archs, "tasks": f"{args.tasks} random tasks of 2-5 classes, seed 0",
                             "quick": args.quick},
                "variants": {}}
-    data_cache: dict[int, tuple] = {}
+    previous = {}
+    if args.eval_only and (args.out / "supernet_quality.json").is_file():  # keep the measured training times
+        import json
+
+        previous = json.loads((args.out / "supernet_quality.json").read_text()).get("variants", {})
+    data_cache: dict[tuple, tuple] = {}
     for name in args.variants:
         recipe_name, overrides, label = VARIANTS[name]
         recipe = load_recipe(recipe_name, **_overrides(name, overrides, args.quick))
         out_dir = args.workdir / name
-        res = recipe.data.resolution
-        if res not in data_cache:
-            data_cache[res] = (load_dataset("digits", "train", resolution=res).tensors(),
-                               load_dataset("digits", "test", resolution=res).tensors())
-        calib, test = data_cache[res]
         if args.eval_only:
-            train_s = None
+            train_s = previous.get(name, {}).get("train_seconds")
         else:
             print(f"== {name}: training {recipe_name} ({label})", flush=True)
             t0 = time.perf_counter()
@@ -139,6 +139,11 @@ def main(argv=None) -> int:
             train_s = time.perf_counter() - t0
         supernet, info = load_supernet(out_dir / "supernet.pt")
         cfg = supernet.config
+        key = (recipe.data.dataset, recipe.data.resolution, cfg.in_chans)
+        if key not in data_cache:
+            kw = dict(resolution=key[1], channels=key[2])
+            data_cache[key] = (load_dataset(key[0], "train", **kw).tensors(), load_dataset(key[0], "test", **kw).tensors())
+        calib, test = data_cache[key]
         rng = np.random.default_rng(0)
         archs = {"max": max_arch(cfg), "min": min_arch(cfg)}
         archs.update({f"random_{i}": sample_arch(cfg, rng) for i in range(args.random_archs)})

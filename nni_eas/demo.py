@@ -39,14 +39,14 @@ DEFAULT_SCENARIOS: list[tuple[str, list[int], float]] = [
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m nni_eas.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--epochs", type=int, default=6, help="supernet training epochs (default: 6)")
+    p.add_argument("--epochs", type=int, default=None, help="supernet training epochs (default: the recipe's)")
     p.add_argument("--pop-size", type=int, default=16, help="NSGA-II population (default: 16)")
     p.add_argument("--generations", type=int, default=4, help="NSGA-II generations (default: 4)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--no-onnx", action="store_true", help="skip ONNX export and latency measurement")
     args = p.parse_args(argv)
     for name in ("epochs", "pop_size", "generations", "threads"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     return args
 
@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
-    print(f"[1/3] training the elastic supernet with task dropout on digits ({args.epochs} epochs) -> {out / 'supernet'}")
-    recipe = load_recipe("eas_small_digits", **{"policy.epochs": args.epochs})
+    recipe = load_recipe("eas_small_digits", **({"policy.epochs": args.epochs} if args.epochs else {}))
+    print(f"[1/3] training the elastic supernet with task dropout on digits ({recipe.policy.epochs} epochs) -> {out / 'supernet'}")
     trained = train_supernet(recipe, out / "supernet", progress=True, nni_report=False)
     supernet = trained.module.supernet.eval()
     cfg = supernet.config
