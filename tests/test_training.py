@@ -109,9 +109,8 @@ def test_policy_trains_and_lowers_the_loss(policy, tmp_path, digits8):
                  "sandwich": {"policy": {"kind": "sandwich", "epochs": 4, "num_random": 1}},
                  "uniform": {"policy": {"kind": "uniform", "epochs": 6, "subnets": 2}}}[policy]
     recipe = tiny(**overrides)
-    module = SupernetModule(recipe)
-    torch.manual_seed(0)
-    untrained = type(module.supernet)(module.config)
+    pl.seed_everything(recipe.seed, verbose=False)
+    untrained = SupernetModule(recipe).supernet       # the weights train_supernet starts from
     cfg = untrained.config
     before = {n: _loss(untrained, a, digits8) for n, a in (("max", max_arch(cfg)), ("min", min_arch(cfg)))}
     watch = _TeacherWatch()
