@@ -1,165 +1,242 @@
-"""``make demo``: train once, specialize instantly, on scikit-learn's digits (2 CPU cores, minutes).
+"""``make demo``: the main job, ``strategies/eas.yml``, on scikit-learn's digits (2 CPU cores, minutes).
 
-1. trains the elastic supernet with EAS task dropout (recipe ``eas_small_digits``), with a
-   progress bar, atomic checkpoints and ``curves.png``;
-2. searches it once for the accuracy / MACs Pareto front (NSGA-II on pymoo, BN recalibration
-   per subnet) -> ``front.json`` / ``.csv`` / ``.png``;
-3. answers deployment scenarios (a subset of the digits + a MACs budget): picks the best front
-   arch within the budget, restricts the classifier to the task's classes, recalibrates BN,
-   measures task top-1, exports ONNX (checked against PyTorch) with a model card and its
-   onnxruntime latency, and prints a table.
+Starts the nnictl experiment of ``strategies/eas.yml`` (through NNI's Python ``Experiment``,
+the same config, tuner and trials that ``nnictl create --config strategies/eas.yml`` runs) in
+the foreground and follows it:
 
-Everything lands in ``--out`` (default ``runs/demo``); a second run resumes the training.
-The EAS architecture generator and the nnictl job (``strategies/eas.yml``) are issue #6: this
-demo uses the multi-objective search core for step 2 until then.
+1. trial 1 trains the elastic supernet with EAS task dropout (recipe ``eas_small_digits``);
+2. trial 2 trains the architecture generator against the frozen supernet;
+3. the generator answers every deployment scenario (a subset of the digits + a MACs or
+   parameter budget) in one forward pass; one trial per scenario extracts the subnet,
+   recalibrates BN on the task's images, keeps only the task's classes, measures task top-1,
+   exports ONNX (checked against PyTorch) with a model card and its onnxruntime latency.
+
+It prints a progress line per stage, the web UI address (loopback), a table of the scenarios
+and where the files are, then stops the experiment (also on Ctrl-C). ``--keep-webui`` leaves
+the web UI up until Ctrl-C. Results: ``<out>/eas`` (``scenarios.json``, ``front.json``,
+``scenarios.png``, ``models/*.onnx`` + cards, supernet and generator with their curves).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
+import os
+import shutil
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["main", "DEFAULT_SCENARIOS"]
+__all__ = ["main", "experiment_config"]
 
-# (task name, digit classes, MACs budget as a fraction of the way from the smallest to the largest subnet)
-DEFAULT_SCENARIOS: list[tuple[str, list[int], float]] = [
-    ("all digits, tiny", list(range(10)), 0.1),
-    ("all digits, large", list(range(10)), 1.0),
-    ("0 vs 1", [0, 1], 0.0),
-    ("odd digits", [1, 3, 5, 7, 9], 0.3),
-    ("3 / 5 / 8", [3, 5, 8], 0.6),
-]
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "strategies" / "eas.yml"
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m nni_eas.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="nnictl experiment config (default: strategies/eas.yml)")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--port", type=int, default=None, help="web UI port (default: 8080, or a free one if taken)")
     p.add_argument("--epochs", type=int, default=None, help="supernet training epochs (default: the recipe's)")
-    p.add_argument("--pop-size", type=int, default=16, help="NSGA-II population (default: 16)")
-    p.add_argument("--generations", type=int, default=4, help="NSGA-II generations (default: 4)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
-    p.add_argument("--no-onnx", action="store_true", help="skip ONNX export and latency measurement")
+    p.add_argument("--steps", type=int, default=None, help="generator training steps (default: the config's)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out instead of starting over")
+    p.add_argument("--keep-webui", action="store_true", help="leave the web UI running until Ctrl-C")
+    p.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds (default: 3600)")
     args = p.parse_args(argv)
-    for name in ("epochs", "pop_size", "generations", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("epochs", "steps", "port"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            p.error(f"--{name} must be >= 1, got {v}")
     return args
 
 
-def _fmt(v: float) -> str:
-    return f"{v / 1e6:.2f}M"
+def _free_port(preferred: int = 8080) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")  # pragma: no cover
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
+def experiment_config(path: str | os.PathLike, out: Path, epochs: int | None = None,
+                      steps: int | None = None) -> dict[str, Any]:
+    """The nnictl config at ``path`` made runnable from anywhere: code directories absolute,
+    trials run with this interpreter, results under ``out``."""
+    import yaml
 
-    from .checkpoint import file_sha256
-    from .costs import CostModel
-    from .evaluation import accuracy, recalibrate_bn
-    from .search import CostEvaluator, SupernetEvaluator, build_driver
-    from .search.subnet_eval import load_eval_data
-    from .training.recipe import load_recipe
-    from .training.run import train_supernet
+    from .config import ConfigError
 
-    torch.set_num_threads(args.threads)
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"experiment config not found: {path}") from None
+    data = copy.deepcopy(data)
+    base = path.resolve().parent
+    data["trialCodeDirectory"] = str((base / data.get("trialCodeDirectory", ".")).resolve())
+    data["tuner"]["codeDirectory"] = str((base / data["tuner"].get("codeDirectory", ".")).resolve())
+    cmd = data["trialCommand"].split(" ", 1)
+    if cmd[0] == "python":
+        data["trialCommand"] = " ".join([sys.executable, *cmd[1:]])
+    data["experimentWorkingDirectory"] = str((out / "nni-experiments").resolve())
+    args = data["tuner"].setdefault("classArgs", {})
+    args["workdir"] = str((out / "eas").resolve())
+    if epochs:
+        args["epochs"] = epochs
+    if steps:
+        args.setdefault("generator", {})["steps"] = steps
+    return data
+
+
+def _status_line(trials: list[Any], total: int) -> str:
+    done = sum(t.status in ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED") for t in trials)
+    running = sum(t.status == "RUNNING" for t in trials)
+    failed = sum(t.status == "FAILED" for t in trials)
+    return f"{done}/{total} trials finished, {running} running" + (f", {failed} FAILED" if failed else "")
+
+
+def _stage(workdir: Path) -> str:
+    try:
+        st = json.loads((workdir / "eas_state.json").read_text())
+    except (OSError, ValueError):
+        return "supernet"
+    stages = ["generator", "scenarios"] if st["config"].get("supernet") else ["supernet", "generator", "scenarios"]
+    return stages[st["step"]] if st["step"] < len(stages) else "done"
+
+
+def _intermediate(exp: Any, trial_id: str) -> str:
+    try:
+        data = exp.get_job_metrics(trial_id).get(trial_id, [])
+    except Exception:
+        return ""
+    inter = [m for m in data if m.type == "PERIODICAL"]
+    if not inter:
+        return ""
+    last = inter[-1].data
+    if isinstance(last, dict):
+        shown = {k: v for k, v in last.items() if isinstance(v, float)}
+        return f" (report {len(inter)}: " + ", ".join(f"{k} {v:.3f}" for k, v in list(shown.items())[:3]) + ")"
+    return ""
+
+
+_LABEL = {"supernet": "[1/3] training the supernet with task dropout",
+          "generator": "[2/3] training the architecture generator",
+          "scenarios": "[3/3] specializing every scenario (one trial each)",
+          "done": "finished"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from nni.experiment import Experiment, ExperimentConfig
+
+    from . import compat  # noqa: F401  (applies the web-UI-on-loopback and metric fixes)
+    from .eas.core import EASCore
+
     out = Path(args.out)
+    workdir = out / "eas"
+    if out.exists() and not args.resume:
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(out / "nni-experiments", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    data = experiment_config(args.config, out, args.epochs, args.steps)
+    # validate the pipeline's own settings first: bad scenarios fail here, before NNI starts
+    classargs = {k: v for k, v in data["tuner"]["classArgs"].items() if k not in ("workdir", "resume")}
+    core = EASCore(classargs, workdir, resume=args.resume)
+    if core.done:
+        print(f"{workdir} holds a finished run: its results are below (run without --resume to start over)")
+        print("\n" + core.table())
+        return 0
+    total = data["maxTrialNumber"] = core.remaining_evaluations()  # NNI reports DONE after exactly this many
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    port = args.port or _free_port()
+    exp = Experiment(ExperimentConfig(**data))
     t0 = time.perf_counter()
+    url = f"http://127.0.0.1:{port}"
+    print(f"nni-eas demo: {args.config} on digits, {total} trials; results in {workdir.resolve()}")
+    exp.start(port=port, debug=False)
+    print(f"web UI: {url}  (trials, learning curves, metrics: top1 / macs / params / latency_ms / classes / budget)")
+    status, shown, last_line = "RUNNING", None, ""
+    try:
+        from tqdm import tqdm
 
-    recipe = load_recipe("eas_small_digits", **({"policy.epochs": args.epochs} if args.epochs else {}))
-    print(f"[1/3] training the elastic supernet with task dropout on digits ({recipe.policy.epochs} epochs) -> {out / 'supernet'}")
-    trained = train_supernet(recipe, out / "supernet", progress=True, nni_report=False)
-    supernet = trained.module.supernet.eval()
-    cfg = supernet.config
-    t_train = time.perf_counter() - t0
-    print(f"      largest subnet top-1 {trained.metrics.get('top1_max', float('nan')):.3f}, "
-          f"smallest {trained.metrics.get('top1_min', float('nan')):.3f} ({t_train:.0f} s)")
-
-    print(f"[2/3] searching the accuracy/MACs front once (NSGA-II, {args.pop_size} x {args.generations})")
-    res = max(cfg.resolutions)
-    calib = load_eval_data("digits", "train", res, cfg.in_chans, 500)
-    val = load_eval_data("digits", "val", res, cfg.in_chans)
-    driver = build_driver({"pop_size": args.pop_size, "generations": args.generations, "objectives": ["top1", "macs"]},
-                          cfg, [CostEvaluator(cfg), SupernetEvaluator(supernet, calib, val, calib_images=500)],
-                          workdir=out / "search", resume=False)
-    driver.run()
-    files = driver.write_results()
-    front = driver.front()
-    print(f"      {len(front)} archs on the front -> {files.get('json', out / 'search')}")
-
-    print("[3/3] specializing deployment scenarios (task classes + MACs budget)")
-    cm = CostModel(cfg)
-    lo, hi = cm.min_max_macs()
-    test = load_eval_data("digits", "test", res, cfg.in_chans)
-    rows = []
-    sha = file_sha256(trained.supernet_path)
-    for name, classes, frac in DEFAULT_SCENARIOS:
-        budget = lo + frac * (hi - lo)
-        entry = front.best_for_budget("top1", macs=budget)
-        from .spaces.arch import validate_arch
-
-        arch = validate_arch(cfg, entry.arch)
-        keep = torch.isin(calib[1], torch.tensor(classes))
-        task_calib = (calib[0][keep], calib[1][keep])
-        sub = supernet.extract(arch)
-        recalibrate_bn(sub, task_calib, resolution=arch.r)
-        sub.eval().restrict_classes(classes)
-        tkeep = torch.isin(test[1], torch.tensor(classes))
-        x, y = test[0][tkeep], test[1][tkeep]
-        remap = {c: i for i, c in enumerate(classes)}
-        y_task = torch.tensor([remap[int(v)] for v in y])
-        top1 = accuracy(sub, (x, y_task), resolution=arch.r)
-        row: dict[str, Any] = {"scenario": name, "classes": classes, "macs_budget": budget, "macs": cm.macs(arch),
-                               "params": cm.params(arch), "top1": top1, "test_images": len(y), "arch": arch.to_dict()}
-        if not args.no_onnx:
-            from .export.deploy import deploy_subnet
-
-            slug = name.replace(" ", "_").replace("/", "").replace(",", "")
-            dep = deploy_subnet(supernet, arch, out / "models" / f"{slug}.onnx", classes=classes, data="digits",
-                                supernet_path=trained.supernet_path, supernet_sha256=sha, calib_images=500, runs=30,
-                                extra={"scenario": name, "macs_budget": budget})
-            row["latency_ms"] = dep.card.latency.median_ms if dep.card.latency else None
-            row["onnx"] = str(dep.onnx_path)
-        rows.append(row)
-
-    from .io import atomic_write_json
-
-    summary = {"format": "nni-eas-demo/1", "supernet": str(trained.supernet_path), "supernet_sha256": sha,
-               "train_metrics": trained.metrics, "front": str(files.get("json")), "scenarios": rows,
-               "seconds": round(time.perf_counter() - t0, 1)}
-    atomic_write_json(out / "scenarios.json", summary)
-    _print_table(rows)
-    print(f"\nresults: {out.resolve()}\n  supernet      {trained.supernet_path}\n  curves        {out / 'supernet' / 'curves.png'}"
-          f"\n  front         {files.get('json')} (+ .csv, .png)\n  scenarios     {out / 'scenarios.json'}"
-          + ("" if args.no_onnx else f"\n  ONNX + cards  {out / 'models'}")
-          + f"\n  TensorBoard   tensorboard --logdir {out / 'supernet' / 'tb'}\ndone in {summary['seconds']:.0f} s")
-    return summary
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'scenario':<20} {'classes':<18} {'budget':>9} {'MACs':>9} {'params':>8} {'latency':>9} {'top-1':>7}"
-    print("\n" + head + "\n" + "-" * len(head))
-    for r in rows:
-        lat = f"{r['latency_ms']:.3f}ms" if r.get("latency_ms") is not None else "-"
-        cls = ",".join(map(str, r["classes"]))
-        print(f"{r['scenario']:<20} {cls:<18} {_fmt(r['macs_budget']):>9} {_fmt(r['macs']):>9} "
-              f"{r['params'] / 1e3:>7.1f}k {lat:>9} {r['top1']:>7.3f}")
+        tty = sys.stdout.isatty()   # a live bar in a terminal; one line per change in a log
+        bar = tqdm(total=total, unit="trial", dynamic_ncols=True, leave=True, disable=not tty)
+        while True:
+            status = exp.get_status()
+            trials = exp.list_trial_jobs() or []
+            stage = _stage(workdir)
+            if stage != shown:
+                (bar.write if tty else print)(_LABEL.get(stage, stage))
+                shown = stage
+            finished = sum(t.status in ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED") for t in trials)
+            bar.n = finished
+            running = [t for t in trials if t.status == "RUNNING"]
+            line = _status_line(trials, total) + (_intermediate(exp, running[0].trialJobId) if running and stage != "scenarios" else "")
+            if line != last_line:
+                bar.set_postfix_str(line, refresh=False)
+                if not tty:
+                    print(f"  [{time.perf_counter() - t0:5.0f} s] {line}", flush=True)
+                last_line = line
+            bar.refresh()
+            if status in ("DONE", "ERROR", "STOPPED") or (stage == "done" and not running):
+                break
+            if time.perf_counter() - t0 > args.timeout:
+                bar.write(f"timeout after {args.timeout:.0f} s")
+                break
+            time.sleep(2)
+        bar.close()
+        core = EASCore(classargs, workdir, resume=True)
+        seconds = time.perf_counter() - t0
+        if not core.done:
+            failed = [t for t in (exp.list_trial_jobs() or []) if t.status == "FAILED"]
+            print(f"\nthe experiment ended ({status}) before the pipeline finished (stage {_stage(workdir)}); "
+                  f"{len(failed)} failed trial(s): see their logs under {out / 'nni-experiments'}", file=sys.stderr)
+            return 1
+        print("\n" + core.table())
+        gen_ms = core.generate_seconds * 1e3 if core.generate_seconds is not None else float("nan")
+        print(f"\n{len(core.scenarios)} scenarios answered by one generator pass in {gen_ms:.1f} ms (+ budget repair); "
+              f"pipeline {seconds:.0f} s")
+        print(f"results: {workdir.resolve()}\n"
+              f"  scenarios     {workdir / 'scenarios.json'}  (+ front.json / .csv, scenarios.png)\n"
+              f"  ONNX + cards  {workdir / 'models'}\n"
+              f"  supernet      {workdir / 'supernet' / 'supernet.pt'}  (curves.png)\n"
+              f"  generator     {workdir / 'generator' / 'generator.pt'}  (generator_curves.png)\n"
+              f"  web UI        {url}")
+        if args.keep_webui:
+            print("the web UI stays up; Ctrl-C stops the experiment")
+            while True:
+                time.sleep(3600)
+        return 0
+    finally:
+        try:
+            exp.stop()
+        except Exception:  # pragma: no cover - already stopped
+            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("nni", "nni.runtime", "nni.experiment"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     args = _parse(argv)
+    from .config import ConfigError
+
     try:
-        run(args)
+        return run(args)
     except KeyboardInterrupt:
-        print("\ninterrupted: checkpoints in the output folder are intact; run again to resume", file=sys.stderr)
+        print(f"\ninterrupted: the experiment is stopped; finished steps are kept in {args.out}/eas "
+              "(run again with --resume to continue)", file=sys.stderr)
         return 130
-    return 0
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def recalibrate_bn(model: nn.Module, data: Data, resolution: int | None = None, 
         for x, _ in iter_batches(data):
             if max_images is not None and seen >= max_images:
                 break
+            if len(x) < 2 and seen > 0:
+                break  # a last batch of one image: BN after global pooling (SE, head) cannot take its statistics
             x = x.to(device)
             if resolution is not None:
                 x = resize_input(x, resolution)

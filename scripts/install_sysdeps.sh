@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that nni-eas uses when they are missing and we are allowed to:
 #   dataset-fashion-mnist  Fashion-MNIST idx files in /usr/share/datasets/fashion-mnist
+#   chromium               headless browser for the web UI end-to-end tests (tests/test_webui.py,
+#                          marker `webui`); skipped when a `chromium` is already on PATH
 # Without root (or without apt) it only says what is missing; the tests that need a package skip.
 set -u
 want=()
 [ -d /usr/share/datasets/fashion-mnist ] || want+=(dataset-fashion-mnist)
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${want[*]}"

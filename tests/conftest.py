@@ -1,4 +1,6 @@
-"""Shared fixtures: reference data beside the checkout, small deterministic helpers."""
+"""Shared fixtures: reference data beside the checkout, a tiny supernet, small deterministic helpers.
+
+Helpers for tests that run nnictl experiments are in nnictl_helpers.py, for NNI's web UI in webui.py."""
 
 from __future__ import annotations
 
@@ -18,6 +20,14 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(f"published reference data not found at {REFERENCE} (set NNI_EAS_SHARED)")
     return REFERENCE
+
+
+@pytest.fixture(scope="module")
+def tiny_supernet(tmp_path_factory) -> Path:
+    """A tiny (untrained) digits supernet checkpoint: 8 px inputs keep every evaluation cheap."""
+    from nnictl_helpers import save_tiny_supernet
+
+    return save_tiny_supernet(tmp_path_factory.mktemp("supernet") / "supernet.pt")
 
 
 @pytest.fixture(autouse=True)

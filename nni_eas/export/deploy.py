@@ -98,7 +98,7 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
                   batch_size: int = 1, dynamic_batch: bool = False, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
                   measure: bool = True, threads: int = DEFAULT_THREADS, warmup: int = 10, runs: int = 50,
                   table: LatencyTable | None = None, front: Mapping[str, Any] | None = None,
-                  extra: Mapping[str, Any] | None = None) -> DeployResult:
+                  extra: Mapping[str, Any] | None = None, task_calibration: bool = False) -> DeployResult:
     """Extract ``arch`` from ``supernet``, specialize it, export ``path`` (+ card). See module docstring.
 
     Args:
@@ -108,6 +108,8 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
             and top-1 measured on ``eval_split`` (only the task's classes), both recorded.
         table: a latency table of the space; its prediction is recorded beside the measurement.
         front: ``{"path", "index", "metrics"}`` when the arch came from a front file.
+        task_calibration: recalibrate BN on images of ``classes`` only (EAS: the deployed
+            subnet only ever sees the task's classes, so its statistics should be the task's).
     """
     from ..encodings import arch_to_genome, arch_to_nat
 
@@ -129,7 +131,14 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
     check_images = None
     normalization = None
     if data is not None:
-        x_cal, _, cal_info = load_task_data(data, calib_split, arch.r, cfg.in_chans, calib_images)
+        if task_calibration and classes is not None:
+            x_cal, y_cal, cal_info = load_task_data(data, calib_split, arch.r, cfg.in_chans, None)
+            x_cal = x_cal[torch.isin(y_cal, torch.as_tensor(classes))][:calib_images]
+            cal_info["images"] = len(x_cal)
+            if not len(x_cal):
+                raise ConfigError(f"{data} {calib_split} has no images of classes {classes} to recalibrate BN on")
+        else:
+            x_cal, _, cal_info = load_task_data(data, calib_split, arch.r, cfg.in_chans, calib_images)
         from ..evaluation import recalibrate_bn
 
         recalibrate_bn(subnet, (x_cal, torch.zeros(len(x_cal), dtype=torch.int64)), max_images=calib_images)
@@ -141,7 +150,8 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
     if data is not None:
         top1, n = _task_accuracy(subnet, x_ev, y_ev, classes)
         accuracy = AccuracyInfo(top1=top1, dataset=data, split=eval_split, images=n, classes=classes,
-                                bn_recalibration={"dataset": data, "split": calib_split, "images": cal_info["images"]})
+                                bn_recalibration={"dataset": data, "split": calib_split, "images": cal_info["images"],
+                                                  "task_only": bool(task_calibration and classes is not None)})
         check_images = x_ev[:16]
 
     report = export_onnx(subnet, path, batch_size=batch_size, dynamic_batch=dynamic_batch, opset=opset, atol=atol,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NAT", "RepNAS", "MultiObjectiveStrategy", "NSGA2", "NSGA3", "SMSEMOA", "SearchStrategy", "subnet_evaluator",
+__all__ = ["EAS", "NAT", "RepNAS", "MultiObjectiveStrategy", "NSGA2", "NSGA3", "SMSEMOA", "SearchStrategy", "subnet_evaluator",
            "SupernetTraining", "ProgressiveShrinkingTraining", "SandwichTraining", "UniformTraining",
            "supernet_evaluator"]
 
@@ -22,6 +22,7 @@ _LAZY = {
     "subnet_evaluator": "base",
     # neural architecture transfer (nni_eas.nat): surrogate-assisted search + supernet adaptation
     "NAT": "nat",
+    "EAS": "eas",
     # supernet training (progressive shrinking, sandwich, uniform; EAS / TOFA losses via the recipe)
     "SupernetTraining": "supernet",
     "ProgressiveShrinkingTraining": "supernet",

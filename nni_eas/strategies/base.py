@@ -97,6 +97,10 @@ class SearchStrategy(Strategy):
         """The search core for space ``cfg`` (see :class:`nni_eas.search.core.SearchCore`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build_core(cfg, workdir)")
 
+    def evaluator_for(self, batch: Any, index: int) -> None:
+        """Hook before arch ``index`` of ``batch`` is frozen and submitted: a core whose items
+        are different jobs (EAS) points ``self.model_space.evaluator`` at this one's."""
+
     def evaluation_config(self) -> dict[str, Any] | None:
         """The evaluation settings of the experiment's evaluator (supernet path, ...), if ours."""
         evaluator = getattr(self.model_space, "evaluator", None)
@@ -173,6 +177,7 @@ class SearchStrategy(Strategy):
                     stopped = True
                     break
                 sample = arch_to_sample(cfg, arch_from_genome(cfg, batch.genomes[i]))
+                self.evaluator_for(batch, i)
                 model = self.model_space.freeze(sample)
                 with self._lock:
                     self._running[id(model)] = model

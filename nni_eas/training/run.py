@@ -43,11 +43,14 @@ class TrainResult:
 
 def build_trainer(out_dir: Path, max_epochs: int, val_every: int = 1, progress: bool = True,
                   nni_report: Optional[bool] = None, extra_callbacks: Optional[list] = None,
-                  trainer_cls: type = pl.Trainer, report_final: bool = False, **trainer_kwargs: Any) -> pl.Trainer:
+                  trainer_cls: type = pl.Trainer, report_final: bool = False, curves: bool = True,
+                  report_default_key: str = "top1_max", **trainer_kwargs: Any) -> pl.Trainer:
     """The Trainer every nni-eas training uses: atomic epoch checkpoints, TensorBoard, curves.
 
     ``trainer_cls``: NNI's evaluators need its traced ``nni.nas.evaluator.pytorch.Trainer``.
     ``report_final``: report the last validation to NNI as the final result.
+    ``curves``: the supernet's per-epoch ``curves.png`` (other trainings plot their own).
+    ``report_default_key``: the validation metric NNI gets as ``'default'``.
     """
     out_dir = Path(out_dir)
     callbacks = [
@@ -56,9 +59,10 @@ def build_trainer(out_dir: Path, max_epochs: int, val_every: int = 1, progress: 
         ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1, monitor=None,
                         every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False,
                         auto_insert_metric_name=False),
-        NNIReportCallback(enabled=nni_report, report_final=report_final),
-        CurvesCallback(out_dir),
+        NNIReportCallback(default_key=report_default_key, enabled=nni_report, report_final=report_final),
     ]
+    if curves:
+        callbacks.append(CurvesCallback(out_dir))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     callbacks += extra_callbacks or []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SearchTuner", "MultiObjectiveTuner", "NSGA2Tuner", "SMSEMOATuner", "NSGA3Tuner", "NATTuner", "experiment_params"]
+__all__ = ["SearchTuner", "MultiObjectiveTuner", "NSGA2Tuner", "SMSEMOATuner", "NSGA3Tuner", "NATTuner", "EASTuner", "experiment_params"]
 
 _LAZY = {
     "SearchTuner": "base",
@@ -19,6 +19,7 @@ _LAZY = {
     "SMSEMOATuner": "emo",
     "NSGA3Tuner": "emo",
     "NATTuner": "nat",
+    "EASTuner": "eas",
 }
 
 

@@ -64,14 +64,15 @@ class SearchTuner(Tuner):
         resume: continue from ``workdir``'s checkpoint (``nnictl resume``).
     """
 
-    def __init__(self, evaluation: Mapping[str, Any], archs_per_trial: int = 1, workdir: str | None = None,
+    def __init__(self, evaluation: Mapping[str, Any] | None, archs_per_trial: int = 1, workdir: str | None = None,
                  resume: bool = True):
         super().__init__()
         if int(archs_per_trial) < 1:
             raise ConfigError(f"archs_per_trial must be >= 1, got {archs_per_trial}")
         # NNI starts the tuner in the experiment's log folder: relative paths mean codeDirectory
-        base = (experiment_params().get("tuner") or {}).get("codeDirectory") or os.getcwd()
-        self.evaluation = validate(EvaluationConfig, dict(evaluation), "tuner classArgs.evaluation").resolved(base)
+        base = self.code_directory()
+        self.evaluation = (None if evaluation is None else  # None: the subclass builds its own core (EAS)
+                           validate(EvaluationConfig, dict(evaluation), "tuner classArgs.evaluation").resolved(base))
         self.archs_per_trial = int(archs_per_trial)
         self.workdir = (Path(base) / workdir).resolve() if workdir else self._default_workdir()
         self.resume = resume
@@ -81,6 +82,11 @@ class SearchTuner(Tuner):
         self._parked: deque = deque()         # parameter ids NNI asked for while we waited
         self._inflight: dict[int, tuple[Any, list[int]]] = {}
         self._send: Any = None
+
+    @staticmethod
+    def code_directory() -> str:
+        """The tuner's ``codeDirectory`` (relative paths in ``classArgs`` are relative to it)."""
+        return (experiment_params().get("tuner") or {}).get("codeDirectory") or os.getcwd()
 
     # ---- to override -------------------------------------------------------------------------
     def build_core(self, cfg: OFAMobileNetV3Config, workdir: Path) -> Any:
