@@ -34,8 +34,11 @@ test: venv sysdeps
 test-all: venv sysdeps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print a table and write JSON + PNG to benchmarks/results/ (BENCH=eas|search|latency|nat|repnas|supernet_quality).
+BENCH ?= eas
+BENCH_ARGS ?=
 bench: venv
-	$(BIN)/python benchmarks/space.py
+	$(BIN)/python benchmarks/$(BENCH).py $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache build dist *.egg-info

@@ -604,7 +604,109 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--json", action="store_true", help="print JSON")
     _add_runtime_options(lm)
     lm.set_defaults(func=cmd_latency_measure)
+
+    # nnictl on loopback
+    n = sub.add_parser("nnictl", formatter_class=_Formatter, add_help=False,
+                       help="run nnictl with the web UI on 127.0.0.1 and this environment's python for trials",
+                       description="`nni-eas nnictl create --config strategies/eas.yml --port 8080`: nnictl itself "
+                                   "never imports nni-eas, so its web server would listen on every interface; this "
+                                   "runs it with the loopback fix (NNI_EAS_WEBUI_HOST overrides the address) and with "
+                                   "this environment's bin/ first on PATH (the configs' trial command is `python`).")
+    n.add_argument("nnictl_args", nargs=argparse.REMAINDER, help="nnictl's own arguments")
+    n.set_defaults(func=cmd_nnictl)
+
+    # EAS: scenarios -> subnets with a trained generator
+    g = sub.add_parser("eas", formatter_class=_Formatter,
+                       help="specialize scenarios instantly with a trained EAS generator",
+                       description="Answer deployment scenarios with a trained generator (one forward pass) and "
+                                   "export each subnet: task-BN recalibration, task-restricted classifier, ONNX "
+                                   "checked against PyTorch, model card. Example:\n  nni-eas eas --supernet "
+                                   "runs/demo/eas/supernet/supernet.pt --generator runs/demo/eas/generator/generator.pt "
+                                   "--classes 0,1 --macs 2M -o zero_one.onnx")
+    g.add_argument("--supernet", required=True, help="trained supernet (.pt)")
+    g.add_argument("--generator", required=True, help="trained generator (generator.pt)")
+    g.add_argument("--classes", default="all", help="task classes: names or indices, comma separated (default: all)")
+    g.add_argument("--macs", type=parse_size, help="MACs budget, e.g. 2M")
+    g.add_argument("--params", type=parse_size, help="parameter budget, e.g. 600k")
+    g.add_argument("--latency-ms", type=_positive_float, help="latency budget in ms (needs a generator trained on latency_ms)")
+    g.add_argument("--latency-table", help="latency table of the space (for --latency-ms)")
+    g.add_argument("--data", help="dataset for BN recalibration and task top-1 (default: the supernet's)")
+    g.add_argument("-o", "--output", help="ONNX path (default: print the arch only)")
+    g.add_argument("--runs", type=_positive_int, default=30, help="onnxruntime latency runs (default: 30)")
+    g.add_argument("--json", action="store_true", help="print JSON")
+    g.set_defaults(func=cmd_eas)
     return p
+
+
+def cmd_nnictl(args) -> int:
+    return run_nnictl(args.nnictl_args)
+
+
+def run_nnictl(nnictl_args: Sequence[str]) -> int:
+    """``nnictl`` with the web UI on loopback and this environment's ``python`` for trials."""
+    import subprocess
+
+    from .compat import node_options_for_loopback
+
+    exe = Path(sys.executable).with_name("nnictl")
+    if not exe.exists():
+        raise UsageError(f"nnictl not found next to {sys.executable}; install nni in this environment")
+    env = {**os.environ, "NODE_OPTIONS": node_options_for_loopback(os.environ.get("NODE_OPTIONS")),
+           "PATH": f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           # nnictl imports pkg_resources (pinned setuptools keeps it); its deprecation notice is noise here
+           "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                    "ignore:pkg_resources is deprecated:UserWarning"]))}
+    return subprocess.call([str(exe), *nnictl_args], env=env)
+
+
+def cmd_eas(args) -> int:
+    """One scenario through a trained generator: arch in one forward pass, then export."""
+    import time
+
+    from .checkpoint import load_supernet
+    from .eas import ScenarioSpec, generate, load_generator, resolve_scenarios
+    from .eas.train import load_tables
+    from .encodings import arch_from_genome
+
+    supernet, info = load_supernet(args.supernet)
+    gen, ginfo = load_generator(args.generator)
+    cfg = supernet.config
+    if gen.cfg.model_dump() != cfg.model_dump():
+        raise UsageError(f"{args.generator} was trained for another space than {args.supernet}")
+    budget = {k: v for k, v in (("macs", args.macs), ("params", args.params), ("latency_ms", args.latency_ms)) if v}
+    if not budget:
+        raise UsageError("give at least one budget: --macs, --params or --latency-ms")
+    classes = "all" if args.classes == "all" else [c.strip() for c in args.classes.split(",") if c.strip()]
+    names = list(info["classes"])
+    classes = classes if classes == "all" else [int(c) if c.isdigit() and c not in names else c for c in classes]
+    tables = load_tables(cfg, gen.metrics, cfg.num_classes, args.latency_table or ginfo["meta"].get("latency_table"))
+    (scenario,) = resolve_scenarios([ScenarioSpec(name="cli", classes=classes, budget=budget)], None, names, tables)
+    t0 = time.perf_counter()
+    (out,) = generate(gen, tables, [scenario])
+    ms = (time.perf_counter() - t0) * 1e3
+    arch = arch_from_genome(cfg, out.genome)
+    result = {"classes": list(scenario.class_names), "budget": scenario.budgets, "arch": arch.to_dict(),
+              "predicted": out.costs, "repair_steps": out.repair_steps, "generate_ms": round(ms, 3)}
+    if args.output:
+        from .export.deploy import deploy_subnet
+
+        dep = deploy_subnet(supernet, arch, args.output, classes=list(scenario.classes), class_names=names,
+                            data=args.data or info["meta"].get("dataset"), runs=args.runs, task_calibration=True,
+                            supernet_path=args.supernet, supernet_sha256=info["sha256"], atol=1e-3,
+                            extra={"budget": scenario.budgets, "generator": str(args.generator)})
+        result.update(onnx=str(dep.onnx_path), card=str(dep.card_path),
+                      top1=dep.card.accuracy.top1 if dep.card.accuracy else None,
+                      latency_ms=dep.card.latency.median_ms if dep.card.latency else None)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"arch for classes {','.join(result['classes'])} within {scenario.budget_text()} "
+              f"({result['generate_ms']:.1f} ms, {out.repair_steps} repair steps): {arch.to_dict()}")
+        print("predicted: " + ", ".join(f"{k} {v:,.4g}" for k, v in out.costs.items()))
+        if args.output:
+            print(f"wrote {result['onnx']} and {result['card']}: task top-1 {result['top1']}, "
+                  f"latency {result['latency_ms']} ms")
+    return 0
 
 
 def _command_name(args) -> str:
@@ -616,6 +718,9 @@ def _command_name(args) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (argparse errors: 2, ``--help``: 0)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["nnictl"]:
+        return run_nnictl(argv[1:])  # everything after `nnictl` is nnictl's (argparse would eat --options)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ Starts the nnictl experiment of ``strategies/eas.yml`` (through NNI's Python ``E
 the same config, tuner and trials that ``nnictl create --config strategies/eas.yml`` runs) in
 the foreground and follows it:
 
-1. trial 1 trains the elastic supernet with EAS task dropout (recipe ``eas_small_digits``);
+1. trial 1 trains the elastic supernet with EAS task dropout (recipe ``eas_ps_small_digits``: progressive shrinking);
 2. trial 2 trains the architecture generator against the frozen supernet;
 3. the generator answers every deployment scenario (a subset of the digits + a MACs or
    parameter budget) in one forward pass; one trial per scenario extracts the subnet,
@@ -221,8 +221,22 @@ def run(args: argparse.Namespace) -> int:
             pass
 
 
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and ``kill`` both end in the ``finally`` that stops the experiment. SIGINT is
+    re-armed explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps
+    that, so the demo would otherwise leave NNI's manager and trials running."""
+    import signal
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, _raise)
+    signal.signal(signal.SIGTERM, _raise)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _interrupt_on_signals()
     for noisy in ("nni", "nni.runtime", "nni.experiment"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     args = _parse(argv)

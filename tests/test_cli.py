@@ -249,3 +249,15 @@ def test_latency_build_show_predict(capsys, tmp_path):
     from nni_eas.export import load_latency_table
 
     assert json.loads(stdout)["predictions"][0]["latency_ms"] == pytest.approx(load_latency_table(table).predict(arch))
+
+
+def test_nnictl_passthrough_keeps_nnictls_own_options():
+    """``nni-eas nnictl ...`` hands every argument to nnictl (with the loopback fix in its env)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("nni-eas")
+    out = subprocess.run([str(exe), "nnictl", "--version"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "3.0", out
+    assert "pkg_resources" not in out.stderr

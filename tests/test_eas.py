@@ -318,6 +318,20 @@ def test_core_runs_the_pipeline_writes_results_and_resumes(tiny_supernet, tmp_pa
     # resume: a finished run is finished; the same results come back without running anything
     again = EASCore(small_eas_args(tiny_supernet), tmp_path / "run", resume=True)
     assert again.done and again.rows() == rows
+    # the command line answers a new scenario with the trained generator and exports it
+    from nni_eas.cli import main as cli
+
+    gen_path = tmp_path / "run" / "generator" / "generator.pt"
+    out = tmp_path / "cli" / "three.onnx"
+    assert cli(["eas", "--supernet", str(tiny_supernet), "--generator", str(gen_path), "--classes", "3,5,8",
+                "--macs", "1.5M", "--data", "digits", "--runs", "3", "-o", str(out), "--json"]) == 0
+    from nni_eas.export.card import card_path
+
+    card = json.loads(card_path(out).read_text())
+    assert card["classes"]["indices"] == [3, 5, 8] and card["costs"]["macs"] <= 1.5e6
+    assert cli(["eas", "--supernet", str(tiny_supernet), "--generator", str(gen_path), "--classes", "3,eleven",
+                "--macs", "1.5M"]) == 2
+    assert cli(["eas", "--supernet", str(tiny_supernet), "--generator", str(gen_path), "--macs", "10k"]) == 2
     # other scenarios in the same folder are refused, not mixed
     other = small_eas_args(tiny_supernet)
     other["scenarios"][0]["budget"] = {"macs": "20%"}
@@ -398,3 +412,18 @@ def test_eas_yml_in_nnictl_and_the_web_ui(tiny_supernet, tmp_path, request):
     assert len(table["rows"]) == 3
     text = json.dumps(table)
     assert "1,3,5,7,9" in text and "macs<=" in text
+
+
+def test_epochs_override_works_for_every_supernet_policy():
+    """``epochs`` (EASConfig / ``make demo --epochs``): exact for sandwich, OFA's phases scaled
+    together for progressive shrinking (each phase keeps at least one epoch)."""
+    from nni_eas.eas.core import space_of_recipe
+    from nni_eas.eas.trial import recipe_with_epochs
+    from nni_eas.training.policies import ofa_phases
+
+    assert recipe_with_epochs("eas_small_digits", 3).policy.epochs == 3
+    cfg, names = space_of_recipe("eas_ps_small_digits")
+    assert names == DIGITS and cfg.num_classes == 10
+    for epochs, expected in ((None, 14), (14, 14), (30, 30)):
+        r = recipe_with_epochs("eas_ps_small_digits", epochs)
+        assert sum(p.epochs for p in ofa_phases(cfg, r.policy.epoch_scale)) == expected

@@ -362,7 +362,11 @@ def check_trials_table(table: dict, trials: list[dict], metrics: list[dict | Non
             shown = row[metric_column(key)]
             assert shown not in ("", "--"), f"trial {tid}: no value shown for {key}"
             if isinstance(metric[key], (int, float)) and not isinstance(metric[key], bool):
-                assert math.isclose(_number(shown), float(metric[key]), rel_tol=rel_tol, abs_tol=1e-12), \
+                # the UI rounds (Default metric to 6 decimals): allow half a unit of the last digit shown
+                digits = shown.split(" (")[0]
+                decimals = len(digits.split(".")[1]) if "." in digits else 0
+                shown_tol = 0.5 * 10 ** -decimals if decimals else 1e-12
+                assert math.isclose(_number(shown), float(metric[key]), rel_tol=rel_tol, abs_tol=shown_tol), \
                     f"trial {tid}: {key} shows {shown!r}, the manager has {metric[key]!r}"
 
 

@@ -2,7 +2,7 @@
 
 ::
 
-    recipe: eas_small_digits          # supernet training (task dropout), see search_spaces/recipes
+    recipe: eas_ps_small_digits       # supernet training (task dropout), see search_spaces/recipes
     generator: {steps: 300, ...}      # GeneratorConfig
     scenarios:                        # explicit deployment scenarios ...
       - {name: "0 vs 1", classes: ["0", "1"], budget: {macs: 20%}}
@@ -30,14 +30,16 @@ class GeneratorConfig(StrictModel):
         default_factory=lambda: ["macs"], description="budgets the generator takes as input")
     hidden: int = Field(default=128, gt=0, description="width of the generator's two hidden layers")
     steps: int = Field(default=200, gt=0, description="training steps")
-    scenarios_per_step: int = Field(default=2, gt=0, description="random (task, budget) pairs per step")
+    scenarios_per_step: int = Field(default=4, gt=0, description="random (task, budget) pairs per step")
     samples: int = Field(default=4, ge=2, description="archs sampled per scenario (their mean reward is the baseline)")
     batch_size: int = Field(default=256, gt=0, description="images per step, shared by the step's scenarios")
     images_per_scenario: int = Field(default=32, gt=1, description="images each sampled subnet is scored on (cost: "
                                      "steps x scenarios_per_step x samples forward passes of this many images)")
     lr: float = Field(default=3e-3, gt=0)
     penalty: float = Field(default=2.0, ge=0, description="weight of the expected-cost-over-budget term")
-    entropy: float = Field(default=1e-2, ge=0, description="entropy bonus (keeps sampling exploratory early)")
+    entropy: float = Field(default=0.1, ge=0, description="entropy bonus: with normalised advantages the policy "
+                           "gradient has a fixed size every step, and a weaker bonus (1e-2) let the gene "
+                           "distributions collapse (log-probs of -10) onto small archs whatever the budget")
     min_classes: int = Field(default=2, ge=1, description="smallest task drawn during training")
     max_classes: Optional[int] = Field(default=None, ge=1, description="largest task drawn (default: all classes)")
     val_every: int = Field(default=50, gt=0, description="steps between validations (an NNI intermediate result each)")
@@ -102,7 +104,7 @@ class SpecializeConfig(StrictModel):
 class EASConfig(StrictModel):
     """Everything an EAS run needs."""
 
-    recipe: Union[str, dict[str, Any]] = "eas_small_digits"
+    recipe: Union[str, dict[str, Any]] = "eas_ps_small_digits"
     epochs: Optional[int] = Field(default=None, gt=0, description="override the recipe's epochs")
     supernet: Optional[str] = Field(default=None, description="an already trained supernet: skip training")
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
@@ -110,6 +112,9 @@ class EASConfig(StrictModel):
     scenario_rule: Optional[ScenarioRule] = None
     evaluation: SpecializeConfig = Field(default_factory=SpecializeConfig)
     latency_table: Optional[str] = Field(default=None, description="latency table of the space (latency_ms budgets)")
+    train_threads: int = Field(default=1, gt=0, description="torch threads of the supernet and generator trials "
+                               "(scenario trials use evaluation.threads). More than the free cores makes OpenMP "
+                               "threads spin: measured here, 2 threads beside one busy core ran >10x slower")
 
     @model_validator(mode="after")
     def _has_scenarios(self) -> "EASConfig":

@@ -165,13 +165,13 @@ class EASCore:
         c = self.config
         if kind == "supernet":
             job = {"kind": "supernet", "recipe": c.recipe if isinstance(c.recipe, str) else dict(c.recipe),
-                   "epochs": c.epochs, "out_dir": str(self.workdir / "supernet"), "threads": c.evaluation.threads,
+                   "epochs": c.epochs, "out_dir": str(self.workdir / "supernet"), "threads": c.train_threads,
                    "class_names": self.class_names}
             batch = EASBatch(self.step, kind, placeholder, [job], {0})
         elif kind == "generator":
             job = {"kind": "generator", "supernet": self.supernet_path, "generator": c.generator.model_dump(mode="json"),
                    "out_dir": str(self.workdir / "generator"), "dataset": self.dataset,
-                   "latency_table": c.latency_table, "threads": c.evaluation.threads}
+                   "latency_table": c.latency_table, "threads": c.train_threads}
             batch = EASBatch(self.step, kind, placeholder, [job], {0})
         else:
             genomes = self._generate()

@@ -95,49 +95,8 @@ def repair(genome: np.ndarray, gene_logp: Sequence[np.ndarray], tables: Mapping[
     return g, steps
 
 
-def fill(genome: np.ndarray, gene_logp: Sequence[np.ndarray], tables: Mapping[str, CostTable],
-         budgets: Mapping[str, float], max_loss: float = 0.0, max_steps: int = 500) -> tuple[np.ndarray, int]:
-    """Spend budget that ``genome`` leaves unused; returns ``(genome, steps)``.
-
-    Every step takes the single-gene change that stays within every budget and has the best
-    log-probability change; with ``max_loss == 0`` only changes that *gain* log-probability
-    (undoing repair steps that overshot), with ``max_loss > 0`` only changes to a costlier
-    choice (on every budgeted metric) that lose at most that much log-probability.
-    """
-    g = np.asarray(genome, dtype=np.int64).copy()
-    cfg = next(iter(tables.values())).cfg
-    lo, hi = genome_bounds(cfg)
-    steps = 0
-    cost = {m: float(tables[m].exact(g[None])[0]) for m in budgets}
-    while steps < max_steps:
-        cands, deltas = [], []
-        for i in range(len(g)):
-            for c in range(lo[i], hi[i] + 1):
-                if c != g[i]:
-                    cand = g.copy()
-                    cand[i] = c
-                    cands.append(cand)
-                    deltas.append(gene_logp[i][c] - gene_logp[i][g[i]])
-        C, d = np.stack(cands), np.asarray(deltas)
-        ok = budget_check(tables, C, budgets)
-        if max_loss > 0:     # grow: costlier on every budgeted metric, so the loop ends
-            for m in budgets:
-                ok &= tables[m].exact(C) > cost[m] * (1 + 1e-9)
-            ok &= d >= -max_loss
-        else:                # undo repair overshoot: log-probability strictly increases
-            ok &= d > 1e-9
-        if not ok.any():
-            break
-        best = int(np.argmax(np.where(ok, d, -np.inf)))
-        g = C[best]
-        cost = {m: float(tables[m].exact(g[None])[0]) for m in budgets}
-        steps += 1
-    return g, steps
-
-
 @torch.no_grad()
-def generate(generator, tables: Mapping[str, CostTable], scenarios: Sequence[Scenario],
-             fill_loss: float | None = None) -> list[Generated]:
+def generate(generator, tables: Mapping[str, CostTable], scenarios: Sequence[Scenario]) -> list[Generated]:
     """Archs for ``scenarios``: one generator forward pass for all, then budget repair each."""
     generator.eval()
     masks, budgets = generator.inputs(scenarios)
@@ -152,8 +111,6 @@ def generate(generator, tables: Mapping[str, CostTable], scenarios: Sequence[Sce
         gene_logp = [f[i] for f in flat]
         before = {m: float(tables[m].exact(genomes[i][None])[0]) for m in tables}
         g, steps = repair(genomes[i], gene_logp, tables, s.budgets)
-        if fill_loss is not None:
-            g, _ = fill(g, gene_logp, tables, s.budgets, max_loss=fill_loss)
         lp = float(sum(gene_logp[j][g[j]] for j in range(len(g))))
         out.append(Generated(g, {m: float(tables[m].exact(g[None])[0]) for m in tables}, before, steps, lp))
     return out

@@ -4,7 +4,7 @@
   parameters are ``{"eas_job": {...}}``;
 * :func:`eas_model`: the function of the NAS ``FunctionalEvaluator`` the :class:`~nni_eas.strategies.EAS`
   strategy submits (the frozen model is only a placeholder arch);
-* :func:`run_job`: the same, in-process (:meth:`nni_eas.eas.EASCore.run`, ``make demo``).
+* :func:`run_job`: the same, in-process (:meth:`nni_eas.eas.EASCore.run`: scripts, tests, benchmarks).
 
 Metrics (always with ``'default'``):
 
@@ -33,11 +33,30 @@ __all__ = ["run_job", "eas_model", "main"]
 _logger = logging.getLogger(__name__)
 
 
-def _train_supernet(job: Mapping[str, Any], progress: bool, nni_report: bool | None) -> dict[str, Any]:
+def recipe_with_epochs(recipe: Any, epochs: int | None):
+    """``recipe`` trained for about ``epochs`` epochs: sandwich / uniform set ``policy.epochs``;
+    progressive shrinking scales OFA's phases together (each keeps at least one epoch)."""
+    from ..config import ConfigError
     from ..training.recipe import load_recipe
+
+    r = load_recipe(recipe)
+    if not epochs:
+        return r
+    if r.policy.kind != "progressive_shrinking":
+        return load_recipe(r, **{"policy.epochs": int(epochs)})
+    if r.policy.phases:
+        raise ConfigError(f"epochs: recipe {r.name!r} lists its progressive-shrinking phases; set their epochs there")
+    from ..spaces.config import load_space_config
+    from ..training.policies import ofa_phases
+
+    full = sum(p.epochs for p in ofa_phases(load_space_config(r.space, **r.space_overrides), 1.0))
+    return load_recipe(r, **{"policy.epoch_scale": float(epochs) / full})
+
+
+def _train_supernet(job: Mapping[str, Any], progress: bool, nni_report: bool | None) -> dict[str, Any]:
     from ..training.run import train_supernet
 
-    recipe = load_recipe(job["recipe"], **({"policy.epochs": job["epochs"]} if job.get("epochs") else {}))
+    recipe = recipe_with_epochs(job["recipe"], job.get("epochs"))
     res = train_supernet(recipe, job["out_dir"], resume=True, progress=progress, nni_report=nni_report)
     metrics = {k: float(v) for k, v in res.metrics.items() if isinstance(v, (int, float))}
     return with_default_metric(metrics, "top1_max" if "top1_max" in metrics else next(iter(metrics)))

@@ -1,8 +1,9 @@
 """The contract between a search algorithm and the NNI adapters (strategies, tuners).
 
 Any search that can say "measure these archs" and learn from the answers fits: the
-multi-objective driver (:class:`~nni_eas.search.driver.SearchDriver`), and the EAS generator
-and NAT's surrogate-assisted search once they implement these few members. The adapters in
+multi-objective driver (:class:`~nni_eas.search.driver.SearchDriver`), NAT's surrogate-assisted
+search (:class:`~nni_eas.nat.NATCore`) and the EAS pipeline (:class:`~nni_eas.eas.core.EASCore`,
+whose "archs" are jobs: supernet training, generator training, one specialization per scenario). The adapters in
 :mod:`nni_eas.strategies.base` and :mod:`nni_eas.tuners.base` only talk to this protocol, so a
 new search gets a ``NasExperiment`` strategy and an ``nnictl`` tuner by writing one
 ``build_core`` method.
