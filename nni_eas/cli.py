@@ -37,17 +37,14 @@ class UsageError(ValueError):
 # --------------------------------------------------------------------------------------------
 # value parsers
 # --------------------------------------------------------------------------------------------
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*$")
-_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
-
-
 def parse_size(text: str) -> float:
     """``150M`` -> 1.5e8, ``1.2G``, ``3e8``, ``500k`` (decimal suffixes K, M, G, T)."""
-    m = _SIZE.match(str(text))
-    if not m:
+    from .config import size_value
+
+    value = size_value(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"cannot parse {text!r} as a size; use e.g. 150M, 1.2G, 3e8, 500k "
                                          "(suffixes K, M, G, T)")
-    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
     if value <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return value

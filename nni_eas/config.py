@@ -8,6 +8,7 @@ was given and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -114,6 +115,17 @@ def load_preset(model: type[M], value: Any, find: Any, what: str, **overrides: A
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: a {what} preset must be a mapping of keys to values")
     return validate(model, {**data, **overrides}, source)
+
+
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*$")
+_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def size_value(text: Any) -> float | None:
+    """``150M`` -> 1.5e8, ``1.2G``, ``3e8``, ``500k`` (decimal suffixes K, M, G, T); ``None``
+    when ``text`` is not a size. Callers word their own error (command line, config field)."""
+    m = _SIZE.match(str(text))
+    return None if m is None else float(m.group(1)) * _SUFFIX[m.group(2).lower()]
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..encodings import arch_from_genome, arch_to_genome
-from ..io import atomic_write_json
+from ..io import atomic_write_json, save_figure
 from ..spaces.arch import max_arch
 from ..spaces.config import OFAMobileNetV3Config, load_space_config
 from .config import EASConfig, eas_config
@@ -307,14 +307,11 @@ class EASCore:
         return files
 
     def _plot(self) -> Path:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from ..io import atomic_write_bytes
 
         rows = [r for r in self.rows() if r["metrics"]]
         fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -328,11 +325,7 @@ class EASCore:
                         xytext=(3, 3), textcoords="offset points")
         ax.set(xlabel="MACs of the generated subnet (M); | = budget", ylabel="task top-1 (test)",
                title=f"EAS: {len(rows)} scenarios, {self.cfg.name}, {self.dataset}")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
-        return atomic_write_bytes(self.workdir / "scenarios.png", buf.getvalue())
+        return save_figure(fig, self.workdir / "scenarios.png", dpi=110)
 
     def table(self) -> str:
         """The scenarios as a text table (what ``make demo`` prints)."""

@@ -251,12 +251,13 @@ class GeneratorModule(pl.LightningModule):
         from ..encodings import arch_from_genome
         from ..spaces.ofa_mbv3 import resize_input
 
+        from ..data.tasks import Task
+
         net = self.supernet
         arch = net.set_active(arch_from_genome(self.generator.cfg, genome), validate=False)
-        logits = net(resize_input(x, arch.r))[:, list(classes)]
-        remap = torch.full((self.generator.num_classes,), -1, dtype=torch.long, device=y.device)
-        remap[list(classes)] = torch.arange(len(classes), device=y.device)
-        target = remap[y]
+        task = Task(list(classes))
+        logits = task.restrict_logits(net(resize_input(x, arch.r)))
+        target = task.remap_labels(y)
         ce = F.cross_entropy(logits, target)
         return -float(ce), float((logits.argmax(1) == target).float().mean())
 

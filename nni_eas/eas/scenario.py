@@ -9,21 +9,17 @@ budget below the smallest subnet of the space.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..config import ConfigError
+from ..config import ConfigError, size_value
 from ..data.tasks import Task, TaskSampler
 from .budget import CostTable
 from .config import ScenarioRule, ScenarioSpec
 
 __all__ = ["Scenario", "resolve_scenarios", "parse_budget", "format_budget"]
-
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*$")
-_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
 @dataclass(frozen=True)
@@ -73,11 +69,10 @@ def parse_budget(value: Any, metric: str, table: CostTable, where: str) -> float
         if not 0 <= frac <= 1:
             raise ConfigError(f"{where}: {value!r} must be between 0% (smallest subnet) and 100% (largest)")
         return lo + frac * (hi - lo)
-    m = _SIZE.match(text)
-    if not m:
+    budget = size_value(text)
+    if budget is None:
         raise ConfigError(f"{where}: cannot parse {value!r} as a budget; use e.g. 1.5M, 2e6, 800k"
                           + (", 0.25 (ms)" if metric == "latency_ms" else "") + " or '25%' of the space's range")
-    budget = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
     if budget < lo * (1 - 1e-9):
         raise ConfigError(f"{where}: budget {format_budget(metric, budget)} is infeasible: the smallest subnet of the "
                           f"space needs {metric} = {format_budget(metric, lo)} (largest: {format_budget(metric, hi)})")

@@ -118,17 +118,16 @@ def generate(generator, tables: Mapping[str, CostTable], scenarios: Sequence[Sce
 
 def task_data(x: torch.Tensor, y: torch.Tensor, classes: Sequence[int], limit: int | None = None,
               remap: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images of ``classes`` (labels renumbered 0..k-1 in ``classes`` order when ``remap``)."""
-    cls = torch.as_tensor(list(classes))
-    keep = torch.isin(y, cls)
+    """The images of ``classes`` (labels renumbered 0..k-1 in ascending class order, the order of
+    every scenario's classes, when ``remap``)."""
+    from ..data.tasks import Task
+
+    task = Task(list(classes))
+    keep = torch.isin(y, task.index())
     xs, ys = x[keep], y[keep]
     if limit is not None:
         xs, ys = xs[:limit], ys[:limit]
-    if remap:
-        table = torch.full((int(max(int(y.max()), int(cls.max()))) + 1,), -1, dtype=torch.long)
-        table[cls] = torch.arange(len(cls))
-        ys = table[ys]
-    return xs, ys
+    return xs, task.remap_labels(ys) if remap else ys
 
 
 def specialize(supernet, scenario: Scenario, genome: np.ndarray, calib: tuple[torch.Tensor, torch.Tensor],

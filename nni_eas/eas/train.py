@@ -10,7 +10,6 @@ and writes ``generator.pt`` plus ``generator_curves.png`` / ``.json``.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from ..io import atomic_write_bytes, atomic_write_json
+from ..io import atomic_write_json, save_figure
 from .budget import CostTable, cost_tables
 from .config import GeneratorConfig
 
@@ -75,11 +74,7 @@ class _GeneratorCurves(pl.Callback):
         a2.plot(steps, [h["budget_use"] for h in hist], marker="o")
         a2.axhline(1.0, color="gray", lw=0.8, ls="--")
         a2.set(xlabel="step", ylabel="cost / budget (after repair)", title="budget use")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        atomic_write_bytes(self.out_dir / "generator_curves.png", buf.getvalue())
+        save_figure(fig, self.out_dir / "generator_curves.png")
 
 
 def train_generator(supernet_path: str | Path, config: GeneratorConfig | Mapping[str, Any], out_dir: str | Path, *,

@@ -19,18 +19,11 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from ..encodings import genomes_to_archs
 from ..search.front import Front, FrontEntry, non_dominated
 from ..search.genome import GenomeLayout
+from ..search.objectives import finite_float
 from ..search.problem import ArchProblem
 from ..spaces.config import OFAMobileNetV3Config
 
 __all__ = ["Archive", "ArchiveRecord"]
-
-
-def _num(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
 
 
 @dataclass
@@ -83,7 +76,7 @@ class Archive:
                measured_on: int = 0, predicted: float | None = None) -> ArchiveRecord:
         """Add an arch, or replace the measurement of one already there (re-evaluation)."""
         key = self.key(genome)
-        clean = {k: v for k, v in ((k, _num(v)) for k, v in (metrics or {}).items()) if v is not None}
+        clean = {k: v for k, v in ((k, finite_float(v)) for k, v in (metrics or {}).items()) if v is not None}
         if error is None and any(m not in clean for m in self.problem.required_metrics):
             missing = [m for m in self.problem.required_metrics if m not in clean]
             error = f"metrics {missing} missing or not finite in {sorted(clean)}"

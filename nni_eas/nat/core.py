@@ -46,6 +46,7 @@ from ..search.driver import SearchDriver
 from ..search.evaluators import MetricEvaluator, PredictorEvaluator, evaluate_all
 from ..search.front import Front
 from ..search.genome import GenomeLayout
+from ..search.objectives import finite_float
 from ..search.operators import GenomeSampling
 from ..search.problem import ArchProblem
 from ..search.subnet_eval import EvaluationConfig
@@ -100,14 +101,6 @@ class NATBatch:
 
     def __len__(self) -> int:
         return len(self.genomes)
-
-
-def _num(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
 
 
 def select_diverse(F: np.ndarray, k: int, covered: np.ndarray | None = None, rank: np.ndarray | None = None) -> np.ndarray:
@@ -315,7 +308,7 @@ class NATCore:
             return False
         batch.pending.discard(index)
         values = {} if metrics is None else dict(metrics)
-        if batch.kind != "adapt" and error is None and _num(values.get("top1")) is None:
+        if batch.kind != "adapt" and error is None and finite_float(values.get("top1")) is None:
             error = f"metric 'top1' missing or not finite in {sorted(values)}"
         if metrics is None or error is not None:
             batch.errors[index] = error or "evaluation failed"
@@ -342,7 +335,7 @@ class NATCore:
                 if i in batch.results:
                     metrics["top1"] = float(extra["top1"])
                     metrics.update({k: float(v) for k, v in extra.items()
-                                    if k not in metrics and k not in _NOT_METRICS and _num(v) is not None})
+                                    if k not in metrics and k not in _NOT_METRICS and finite_float(v) is not None})
                 pred = None if batch.predicted is None else float(batch.predicted[i])
                 rec = self.archive.record(g, metrics if i in batch.results else None, it, batch.errors.get(i),
                                           measured_on=self.adaptations, predicted=pred)
@@ -482,7 +475,7 @@ class NATCore:
         previous = self.supernet
         self.supernet = output
         self.adaptations += 1
-        entry[key] = {k: v for k, v in metrics.items() if k not in ("archs",) and (_num(v) is not None or isinstance(v, str))}
+        entry[key] = {k: v for k, v in metrics.items() if k not in ("archs",) and (finite_float(v) is not None or isinstance(v, str))}
         if previous and previous != output and self.workdir is not None \
                 and Path(previous).resolve().parent == (self.workdir / "supernets").resolve():
             self._stale.append(Path(previous))  # deleted once the checkpoint points past it

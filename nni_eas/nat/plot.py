@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..io import atomic_write_bytes
+from ..io import save_figure
 
 __all__ = ["plot_progress"]
 
@@ -40,8 +39,4 @@ def plot_progress(path: str | os.PathLike, history: Sequence[Mapping[str, Any]],
     ax2.set(xlabel="iteration", ylabel="Kendall tau", title="surrogate ranking quality", ylim=(-1, 1))
     ax2.axhline(0.7, color="grey", lw=0.8, ls="--")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)

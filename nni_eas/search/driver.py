@@ -37,6 +37,7 @@ from ..config import ConfigError
 from ..encodings import genomes_to_archs
 from ..io import atomic_write_bytes, atomic_write_json
 from .front import Front, FrontEntry, non_dominated
+from .objectives import finite_float
 from .operators import GenomeDuplicateElimination
 from .problem import ArchProblem
 
@@ -100,19 +101,11 @@ class _Archive:
         return key in self.records
 
     def add(self, key: bytes, genome: np.ndarray, metrics: Mapping[str, Any], generation: int, error: str | None) -> None:
-        self.records[key] = {"genome": [int(g) for g in genome], "metrics": {k: _f(v) for k, v in metrics.items()},
+        self.records[key] = {"genome": [int(g) for g in genome], "metrics": {k: finite_float(v) for k, v in metrics.items()},
                              "generation": int(generation), "error": error}
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         return self.records.get(key)
-
-
-def _f(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
 
 
 class SearchDriver:
@@ -246,7 +239,7 @@ class SearchDriver:
         failed = metrics is None or error is not None
         values = {} if metrics is None else dict(metrics)
         for m in self.problem.external_metrics:
-            v = _f(values.get(m))
+            v = finite_float(values.get(m))
             if v is None:
                 failed = True
                 error = error or f"metric {m!r} missing or not finite in {sorted(values)}"
@@ -259,7 +252,7 @@ class SearchDriver:
         key = self.problem.layout.keys(batch.genomes[index:index + 1])[0]
         record_metrics = {k: v[index] for k, v in batch.metrics.items()}
         record_metrics.update({k: v for k, v in values.items()  # other numbers the trial measured
-                               if k not in record_metrics and k not in _NOT_METRICS and _f(v) is not None})
+                               if k not in record_metrics and k not in _NOT_METRICS and finite_float(v) is not None})
         self.archive.add(key, batch.genomes[index], record_metrics, batch.generation, batch.errors.get(index))
         if self.workdir is not None:
             self._append_log(self.archive.get(key))
@@ -425,7 +418,7 @@ class SearchDriver:
             # cheap problems keep no archive: recompute the (cheap) metrics of the final optimum
             metrics = self.problem.evaluate_metrics(X)
             for i, key in enumerate(layout.keys(X)):
-                rows.setdefault(key, {"genome": X[i].tolist(), "metrics": {k: _f(v[i]) for k, v in metrics.items()},
+                rows.setdefault(key, {"genome": X[i].tolist(), "metrics": {k: finite_float(v[i]) for k, v in metrics.items()},
                                       "error": None})
         for key, rec in self.archive.records.items():
             if rec["error"] is None:

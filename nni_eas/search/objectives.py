@@ -10,9 +10,10 @@ problem mix metrics measured in a trial with metrics costed in-process.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Sequence, Union
+from typing import Annotated, Any, Callable, Literal, Mapping, Sequence, Union
 
 import numpy as np
+from pydantic import AfterValidator
 
 from ..config import ConfigError
 
@@ -149,6 +150,27 @@ def parse_budgets(budgets: Mapping[str, Any] | Sequence[Budget] | None) -> list[
         else:
             raise ConfigError(f"budget {metric!r} must be a number (a maximum) or {{max: .., min: ..}}, got {spec!r}")
     return out
+
+
+def _checked_budgets(v: dict) -> dict:
+    try:
+        parse_budgets(v)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    return v
+
+
+# the ``budgets`` field of search configs (SearchConfig, NATConfig): validated by parse_budgets
+BudgetsField = Annotated[dict[str, Union[float, dict[str, float]]], AfterValidator(_checked_budgets)]
+
+
+def finite_float(v: Any) -> float | None:
+    """``float(v)`` when it is a finite number, else ``None`` (metric values from trials)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) else None
 
 
 def _opt_float(v: Any) -> float | None:

@@ -12,7 +12,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ..checkpoint import CheckpointError
 from ..compat import with_default_metric
-from ..io import atomic_write_bytes, atomic_write_json
+from ..io import atomic_write_bytes, atomic_write_json, save_figure
 
 __all__ = ["AtomicCheckpointIO", "NNIReportCallback", "CurvesCallback", "in_nni_trial", "nni_reporting",
            "SaveSupernetCallback"]
@@ -163,8 +163,4 @@ class CurvesCallback(pl.Callback):
                 ax2.plot(epochs, [y if y is not None else float("nan") for y in ys], marker="o", label=label)
         ax2.set(xlabel="epoch", ylabel="val top-1 (BN recalibrated)", title="validation")
         ax2.legend()
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
-        atomic_write_bytes(self.out_dir / "curves.png", buffer.getvalue())
+        save_figure(fig, self.out_dir / "curves.png")
