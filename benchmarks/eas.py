@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from nni_eas.io import atomic_write_json  # noqa: E402
+from nni_eas.io import atomic_write_json, save_figure  # noqa: E402
 
 # CIFAR-10 supernet: the eas_small_digits recipe (sandwich + task dropout, same optimiser), on
 # CIFAR-10 at 24 px (resolutions 16/20/24) for three epochs of 16k images (cosine schedule over the
@@ -393,9 +393,7 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     ax.set_xticks(x, names)
     ax.set_ylabel("seconds per scenario (log)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> int:

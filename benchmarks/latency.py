@@ -43,7 +43,7 @@ from nni_eas.export import (  # noqa: E402
     describe_device,
     onnx_bytes,
 )
-from nni_eas.io import atomic_write_json  # noqa: E402
+from nni_eas.io import atomic_write_json, save_figure  # noqa: E402
 from nni_eas.spaces import Arch, build_subnet, load_space_config, sample_arch  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -119,12 +119,7 @@ def plot(path: Path, pred, raw, meas, macs, res, summary: dict) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{summary['space']} on {summary['device']['name']}, {summary['device']['intra_op_threads']} thread(s), batch {summary['device']['batch_size']}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None) -> dict:

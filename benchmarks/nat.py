@@ -50,7 +50,7 @@ import torch  # noqa: E402
 from pymoo.indicators.hv import HV  # noqa: E402
 
 from nni_eas.encodings import arch_to_genome  # noqa: E402
-from nni_eas.io import atomic_write_json  # noqa: E402
+from nni_eas.io import atomic_write_json, save_figure  # noqa: E402
 from nni_eas.search.front import non_dominated  # noqa: E402
 from nni_eas.spaces.arch import Arch, max_arch, min_arch  # noqa: E402
 from nni_eas.spaces.config import load_space_config  # noqa: E402
@@ -388,9 +388,7 @@ def _plot_tau(path: Path, results: dict) -> None:
     ax.axhline(0.7, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="NAT iteration", ylabel="Kendall tau", ylim=(-1, 1), title="surrogate ranking quality")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> int:

@@ -50,7 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nni_eas.io import atomic_write_json  # noqa: E402
+from nni_eas.io import atomic_write_json, save_figure  # noqa: E402
 from nni_eas.repnas import BranchSearch, RepNASNet, load_repnas_config  # noqa: E402
 from nni_eas.repnas.deploy import compare_latency, export_onnx, model_costs, onnx_op_counts  # noqa: E402
 
@@ -310,10 +310,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_ylim(max(0, lo - 10), None)
         ax.set_title(f"CIFAR-10 top-1, {acc['repnas']['epochs']} epochs ({result['profile']})")
         ax.set_ylabel("top-1 (%)")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None) -> int:

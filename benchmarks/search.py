@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from pymoo.indicators.hv import HV  # noqa: E402
 
-from nni_eas.io import atomic_write_json, safe_pickle_load  # noqa: E402
+from nni_eas.io import atomic_write_json, safe_pickle_load, save_figure  # noqa: E402
 from nni_eas.search import build_driver  # noqa: E402
 from nni_eas.search.front import non_dominated  # noqa: E402
 from nni_eas.search.plot import plot_fronts  # noqa: E402
@@ -101,9 +101,7 @@ def _plot_hv(path: Path, histories: dict, published: float) -> None:
     ax.set_ylabel("hypervolume (ref 100 ms, 25 %)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def part_b(args) -> dict:

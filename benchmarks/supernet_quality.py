@@ -222,6 +222,8 @@ def _plot(path: Path, variants: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nni_eas.io import save_figure
+
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for i, (name, r) in enumerate(variants.items()):
         color = f"C{i}"
@@ -236,9 +238,7 @@ def _plot(path: Path, variants: dict) -> None:
     ax.set_title("Subnets of one supernet training: ▲ largest, ▼ smallest, dots random")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 if __name__ == "__main__":
