@@ -1,4 +1,4 @@
-"""The ``nni-eas`` command line: export, latency, specialize.
+"""The ``nni-eas`` command line: export, latency, specialize, eas, nnictl.
 
 Subcommands in the style of ``nnictl`` / timm's scripts (argparse, one parser per command, every
 option documented in ``--help``)::
@@ -6,10 +6,26 @@ option documented in ``--help``)::
     nni-eas export      --supernet S.pt --arch ARCH -o model.onnx
     nni-eas latency     build | show | predict | measure
     nni-eas specialize  --supernet S.pt --front front.json --macs 150M [--classes 3,5,7] -o model.onnx
+    nni-eas eas         --supernet S.pt --generator G.pt --classes 0,1 --macs 2M [-o model.onnx]
+    nni-eas nnictl      create --config strategies/eas.yml --port 8080
 
-Exit codes: 0 success; 2 bad usage or input (unknown option, malformed arch, impossible budget,
-missing file; the message names the option and the allowed values); 1 a failure while running
-(e.g. an ONNX export whose outputs differ from PyTorch). Set ``NNI_EAS_DEBUG=1`` for tracebacks.
+Exit codes, one table for every command (the same table is in docs/deployment.md, section 6):
+
+====  ==========================================================================================
+code  meaning
+====  ==========================================================================================
+0     success (``nni-eas nnictl``: the experiment started and its tuner connected)
+1     a failure while running, e.g. an ONNX export whose outputs differ from PyTorch
+      (``nni-eas nnictl``: the experiment ended in ERROR or its dispatcher died; the
+      dispatcher's error is printed)
+2     bad usage or input: unknown option, malformed arch, impossible budget, a missing,
+      unreadable, truncated or foreign input file (supernet, generator, front, latency
+      table, model); the message names the option (or field) and the allowed values
+      (``nni-eas nnictl``: the config is invalid, nothing started)
+130   interrupted (Ctrl-C)
+====  ==========================================================================================
+
+Set ``NNI_EAS_DEBUG=1`` for tracebacks.
 """
 
 from __future__ import annotations
@@ -110,6 +126,8 @@ def parse_arch(spec: str, cfg) -> "Any":
             text = path.read_text(encoding="utf-8").strip()
         except OSError as e:
             raise UsageError(f"--arch: cannot read {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--arch: {path} is not a text file; give {ARCH_FORMS}") from None
         where = f"--arch {path}"
     try:
         if text.startswith("{"):
@@ -164,16 +182,28 @@ def parse_classes(text: str, names: Sequence[str]) -> list[int]:
 # --------------------------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------------------------
-def _load_supernet(path: str):
+def _load_supernet(path: str, option: str = "--supernet"):
     from .checkpoint import CheckpointError, load_supernet
 
+    hint = "train one first, or pass the file written by nni_eas.checkpoint.save_supernet"
+    if Path(path).is_dir():
+        raise UsageError(f"{option}: {path} is a directory, not a supernet checkpoint ({hint})")
     if not Path(path).is_file():
-        raise UsageError(f"--supernet: checkpoint not found: {path} (train one first, or pass the file written by "
-                         "nni_eas.checkpoint.save_supernet)")
+        raise UsageError(f"{option}: checkpoint not found: {path} ({hint})")
     try:
         return load_supernet(path)
     except CheckpointError as e:
-        raise UsageError(f"--supernet: {e}") from None
+        raise UsageError(f"{option}: {e}") from None
+
+
+def _load_generator(path: str):
+    from .checkpoint import CheckpointError
+    from .eas import load_generator
+
+    try:
+        return load_generator(path)
+    except CheckpointError as e:
+        raise UsageError(f"--generator: {e}") from None
 
 
 def _load_front(path: str) -> dict[str, Any]:
@@ -186,6 +216,11 @@ def _load_front(path: str) -> dict[str, Any]:
         raise UsageError(f"--front: front file not found: {p}") from None
     except json.JSONDecodeError as e:
         raise UsageError(f"--front: {p} is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--front: {p} is not a text file (expected a front.json written by a search, format "
+                         "'nni-eas-front/1')") from None
+    except OSError as e:
+        raise UsageError(f"--front: cannot read {p}: {e.strerror or e}") from None
     if not isinstance(data, dict) or data.get("format") != "nni-eas-front/1" or not isinstance(data.get("entries"), list):
         raise UsageError(f"--front: {p} is not an nni-eas front (expected format 'nni-eas-front/1' with a list of "
                          "entries, see docs/architecture.md)")
@@ -201,8 +236,9 @@ def _front_arch(front: dict[str, Any], index: int, cfg):
     from .spaces import Arch, validate_arch
 
     n = len(front["entries"])
-    if not -n <= index < n:
-        raise UsageError(f"--index: {index} is out of range; {front['_path']} has {n} entries (0..{n - 1})")
+    if not 0 <= index < n:
+        allowed = f"allowed: 0..{n - 1}" if n else "it has none"
+        raise UsageError(f"--index: {index} is out of range; {front['_path']} has {n} entries ({allowed})")
     entry = front["entries"][index]
     try:
         return validate_arch(cfg, Arch.from_dict(entry["arch"])), entry
@@ -210,10 +246,35 @@ def _front_arch(front: dict[str, Any], index: int, cfg):
         raise UsageError(f"--front: entry {index} does not fit space {cfg.name!r}: {e}") from None
 
 
-def _load_table(path: str, space=None):
-    from .export import load_latency_table
+TABLE_FORMS = ("a table built by `nni-eas latency build` (YAML), a folder of OFA <res>_lookup_table.yaml files, "
+               "or NSGANetV2's LUT YAML")
 
-    return load_latency_table(path, space)
+
+def _load_table(path: str, space=None, option: str = "--lut"):
+    from .config import ConfigError
+    from .export import LatencyTableError, load_latency_table
+
+    try:
+        return load_latency_table(path, space)
+    except (ConfigError, LatencyTableError) as e:
+        raise UsageError(f"{option}: {e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{option}: {path} is not a text file; expected {TABLE_FORMS}") from None
+    except OSError as e:
+        raise UsageError(f"{option}: cannot read {path}: {e.strerror or e}; expected {TABLE_FORMS}") from None
+
+
+def _check_output(path: str, option: str = "-o/--output") -> None:
+    p = Path(path)
+    if p.suffix != ".onnx":
+        raise UsageError(f"{option}: the model file must end in .onnx, got {path!r}")
+    if p.is_dir():
+        raise UsageError(f"{option}: {path} is a directory; give a file name ending in .onnx")
+
+
+def _full_classes(classes, num_classes: int) -> bool:
+    """A front entry (or card) made for the supernet's full class set."""
+    return classes is None or list(classes) == list(range(num_classes))
 
 
 def _add_runtime_options(p: argparse.ArgumentParser, runs: int = 50) -> None:
@@ -252,6 +313,7 @@ def _deploy(args, supernet, info, arch, front=None, extra=None) -> int:
 
     from .export import LatencyTableError
 
+    _check_output(args.output)
     classes = parse_classes(args.classes, info["classes"]) if args.classes else None
     table = _load_table(args.lut, supernet.config) if args.lut else None
     if table is not None:
@@ -293,6 +355,14 @@ def cmd_export(args) -> int:
     if args.front is not None:
         data = _load_front(args.front)
         arch, entry = _front_arch(data, args.index, cfg)
+        made_for = entry.get("classes")
+        if not _full_classes(made_for, cfg.num_classes):
+            wanted = parse_classes(args.classes, info["classes"]) if args.classes else None
+            if wanted != list(made_for):
+                raise UsageError(f"--index {args.index}: entry {args.index} of {data['_path']} was made for classes "
+                                 f"{list(made_for)} (its metrics are for that task); export it with --classes "
+                                 f"{','.join(map(str, made_for))}, or pass its arch with --arch to export it for "
+                                 f"{'all classes' if wanted is None else f'classes {wanted}'}")
         front = {"path": data["_path"], "index": args.index, "metrics": entry.get("metrics")}
     else:
         arch = parse_arch(args.arch, cfg)
@@ -310,6 +380,7 @@ def cmd_specialize(args) -> int:
         raise UsageError("give a budget: --macs SIZE, --params SIZE and/or --latency-ms MS (with --lut)")
     if args.latency_ms is not None and not args.lut:
         raise UsageError("--latency-ms needs --lut TABLE (a latency table of the target device)")
+    _check_output(args.output)
     supernet, info = _load_supernet(args.supernet)
     cfg = supernet.config
     classes = parse_classes(args.classes, info["classes"]) if args.classes else None
@@ -335,14 +406,25 @@ def cmd_specialize(args) -> int:
     if front.get("supernet_sha256") and front["supernet_sha256"] != info["sha256"]:
         print(f"{PROG} specialize: warning: {front['_path']} was searched on another supernet "
               f"(sha256 {front['supernet_sha256'][:12]}..., this one {info['sha256'][:12]}...)", file=sys.stderr)
+    # An entry made for a task (its `classes`) only serves that task: its metrics are the task's.
+    # Entries made for the full class set (classes null, or all of them) serve any --classes.
     candidates = []
     for i, entry in enumerate(front["entries"]):
-        if classes is not None and entry.get("classes") not in (None, classes):
+        made_for = entry.get("classes")
+        if not _full_classes(made_for, cfg.num_classes) and (classes is None or list(made_for) != classes):
             continue
         arch, _ = _front_arch(front, i, cfg)
         candidates.append((i, arch, entry))
     if not candidates:
-        raise UsageError(f"--front: no entry of {front['_path']} serves classes {classes}")
+        tasks = sorted({tuple(e.get("classes")) for e in front["entries"]
+                        if not _full_classes(e.get("classes"), cfg.num_classes)})
+        shown = "; ".join(",".join(map(str, t)) for t in tasks[:5]) + ("; ..." if len(tasks) > 5 else "")
+        if classes is None:
+            raise UsageError(f"--classes: every entry of {front['_path']} was made for a subset of the "
+                             f"{cfg.num_classes} classes (tasks: {shown}); give --classes for one of those tasks, "
+                             "or a front searched for all classes")
+        raise UsageError(f"--classes: no entry of {front['_path']} serves classes {classes}; its entries serve "
+                         f"all classes or these tasks: {shown or 'none'}")
     metric = args.metric
     have = sorted({m for _, _, e in candidates for m in (e.get("metrics") or {})})
     if not any(metric in (e.get("metrics") or {}) for _, _, e in candidates):
@@ -409,7 +491,7 @@ def cmd_latency_build(args) -> int:
 def cmd_latency_show(args) -> int:
     from .export import LatencyTableError
 
-    table = _load_table(args.table, args.space)
+    table = _load_table(args.table, args.space, "TABLE")
     kinds: dict[str, int] = {}
     for t in table.entries.values():
         for key in t:
@@ -476,12 +558,18 @@ def cmd_latency_predict(args) -> int:
 
 
 def cmd_latency_measure(args) -> int:
-    from .export import measure_latency
+    from .export import make_session, measure_latency
 
     results = []
     for model in args.models:
         if not Path(model).is_file():
-            raise UsageError(f"model not found: {model}")
+            raise UsageError(f"MODEL.onnx: model not found: {model}" if not Path(model).is_dir()
+                             else f"MODEL.onnx: {model} is a directory, not an ONNX file")
+        try:
+            make_session(model)
+        except Exception as e:  # onnxruntime's InvalidProtobuf, InvalidGraph, NoSuchFile, ...
+            raise UsageError(f"MODEL.onnx: {model} is not an ONNX model onnxruntime can load: "
+                             f"{type(e).__name__}: {str(e)[:300]}") from None
         r = measure_latency(model, batch_size=args.batch_size, threads=args.threads, warmup=args.warmup, runs=args.runs)
         results.append({"model": model, **r.model_dump(mode="json"), "device_key": r.device.key})
         if not args.json:
@@ -640,43 +728,41 @@ def cmd_nnictl(args) -> int:
 
 
 def run_nnictl(nnictl_args: Sequence[str]) -> int:
-    """``nnictl`` with the web UI on loopback and this environment's ``python`` for trials."""
-    import subprocess
+    """``nnictl`` that validates the config first and reports why an experiment died (:mod:`nni_eas.nnictl`)."""
+    from .nnictl import run_nnictl as run
 
-    from .compat import node_options_for_loopback
-
-    exe = Path(sys.executable).with_name("nnictl")
-    if not exe.exists():
-        raise UsageError(f"nnictl not found next to {sys.executable}; install nni in this environment")
-    env = {**os.environ, "NODE_OPTIONS": node_options_for_loopback(os.environ.get("NODE_OPTIONS")),
-           "PATH": f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           # nnictl imports pkg_resources (pinned setuptools keeps it); its deprecation notice is noise here
-           "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
-                                                    "ignore:pkg_resources is deprecated:UserWarning"]))}
-    return subprocess.call([str(exe), *nnictl_args], env=env)
+    return run(nnictl_args)
 
 
 def cmd_eas(args) -> int:
     """One scenario through a trained generator: arch in one forward pass, then export."""
     import time
 
-    from .checkpoint import load_supernet
-    from .eas import ScenarioSpec, generate, load_generator, resolve_scenarios
-    from .eas.train import load_tables
+    from .eas import ScenarioSpec, generate, resolve_scenarios
+    from .eas.budget import load_tables
     from .encodings import arch_from_genome
 
-    supernet, info = load_supernet(args.supernet)
-    gen, ginfo = load_generator(args.generator)
+    if args.output:
+        _check_output(args.output)
+    supernet, info = _load_supernet(args.supernet)
+    gen, ginfo = _load_generator(args.generator)
     cfg = supernet.config
     if gen.cfg.model_dump() != cfg.model_dump():
-        raise UsageError(f"{args.generator} was trained for another space than {args.supernet}")
+        raise UsageError(f"--generator: {args.generator} was trained for another space than --supernet {args.supernet}")
     budget = {k: v for k, v in (("macs", args.macs), ("params", args.params), ("latency_ms", args.latency_ms)) if v}
     if not budget:
         raise UsageError("give at least one budget: --macs, --params or --latency-ms")
     classes = "all" if args.classes == "all" else [c.strip() for c in args.classes.split(",") if c.strip()]
     names = list(info["classes"])
     classes = classes if classes == "all" else [int(c) if c.isdigit() and c not in names else c for c in classes]
-    tables = load_tables(cfg, gen.metrics, cfg.num_classes, args.latency_table or ginfo["meta"].get("latency_table"))
+    lut = args.latency_table or ginfo["meta"].get("latency_table")
+    if "latency_ms" in gen.metrics:
+        if not lut:
+            raise UsageError("--latency-table: the generator predicts latency_ms; give the latency table of the space "
+                             "it was trained with (--latency-table TABLE)")
+        where = "--latency-table" if args.latency_table else f"--generator (its recorded latency_table {lut})"
+        _load_table(lut, cfg, where)  # a clear message naming the option before load_tables reads it
+    tables = load_tables(cfg, gen.metrics, cfg.num_classes, lut)
     (scenario,) = resolve_scenarios([ScenarioSpec(name="cli", classes=classes, budget=budget)], None, names, tables)
     t0 = time.perf_counter()
     (out,) = generate(gen, tables, [scenario])
@@ -723,13 +809,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
         return int(e.code or 0) if not isinstance(e.code, str) else 2
+    from .checkpoint import CheckpointError
     from .config import ConfigError
     from .export import ExportCheckError, LatencyTableError
 
     where = _command_name(args)
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, LatencyTableError) as e:
+    except (UsageError, ConfigError, LatencyTableError, CheckpointError) as e:  # bad input
         print(f"{where}: error: {e}", file=sys.stderr)
         return 2
     except ExportCheckError as e:

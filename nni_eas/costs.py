@@ -24,13 +24,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .config import ConfigError
 from .spaces.arch import Arch
 from .spaces.config import OFAMobileNetV3Config
+
+if TYPE_CHECKING:  # torch only to count real modules: costing a config needs none
+    import torch.nn as nn
 
 __all__ = ["CostModel", "Costs", "CONVENTIONS", "measure_macs", "count_params"]
 
@@ -221,6 +224,9 @@ def measure_macs(model: nn.Module, input_size: Sequence[int] | int, in_chans: in
     Every ``nn.Conv2d`` adds ``C_in / groups * k_h * k_w * H_out * W_out * C_out`` and every
     ``nn.Linear`` adds ``in * out`` per output row. Works on any module built from those layers.
     """
+    import torch
+    import torch.nn as nn
+
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
     total = 0

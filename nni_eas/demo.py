@@ -45,6 +45,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="supernet training epochs (default: the recipe's)")
     p.add_argument("--steps", type=int, default=None, help="generator training steps (default: the config's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out instead of starting over")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete an earlier run in --out instead of moving it aside to <out>/eas.<time>")
     p.add_argument("--keep-webui", action="store_true", help="leave the web UI running until Ctrl-C")
     p.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds (default: 3600)")
     args = p.parse_args(argv)
@@ -70,15 +72,14 @@ def experiment_config(path: str | os.PathLike, out: Path, epochs: int | None = N
                       steps: int | None = None) -> dict[str, Any]:
     """The nnictl config at ``path`` made runnable from anywhere: code directories absolute,
     trials run with this interpreter, results under ``out``."""
-    import yaml
-
-    from .config import ConfigError
+    from .config import ConfigError, load_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"experiment config not found: {path}") from None
+    data = load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("tuner"), dict):
+        raise ConfigError(f"{path}: not an nnictl experiment config with a tuner section")
+    if not isinstance(data.get("trialCommand"), str):
+        raise ConfigError(f"{path}: trialCommand: missing (python -m nni_eas.eas.trial)")
     data = copy.deepcopy(data)
     base = path.resolve().parent
     data["trialCodeDirectory"] = str((base / data.get("trialCodeDirectory", ".")).resolve())
@@ -88,6 +89,8 @@ def experiment_config(path: str | os.PathLike, out: Path, epochs: int | None = N
         data["trialCommand"] = " ".join([sys.executable, *cmd[1:]])
     data["experimentWorkingDirectory"] = str((out / "nni-experiments").resolve())
     args = data["tuner"].setdefault("classArgs", {})
+    if not isinstance(args, dict):
+        raise ConfigError(f"{path}: tuner.classArgs: expected a mapping of keys to values")
     args["workdir"] = str((out / "eas").resolve())
     if epochs:
         args["epochs"] = epochs
@@ -133,22 +136,48 @@ _LABEL = {"supernet": "[1/3] training the supernet with task dropout",
           "done": "finished"}
 
 
+def _set_aside(out: Path, overwrite: bool) -> None:
+    """Starting over never deletes an earlier run unless asked: it is moved to ``<out>/eas.<time>``."""
+    old = [p for p in (out / "eas", out / "nni-experiments") if p.exists()]
+    if not old:
+        return
+    if overwrite:
+        for p in old:
+            shutil.rmtree(p)
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for p in old:
+        target = p.with_name(f"{p.name}.{stamp}")
+        n = 1
+        while target.exists():
+            target, n = p.with_name(f"{p.name}.{stamp}-{n}"), n + 1
+        p.rename(target)
+        print(f"an earlier run was moved to {target} (--overwrite deletes it instead, --resume continues it)")
+
+
 def run(args: argparse.Namespace) -> int:
     from nni.experiment import Experiment, ExperimentConfig
 
     from . import compat  # noqa: F401  (applies the web-UI-on-loopback and metric fixes)
     from .eas.core import EASCore
+    from .nnictl import experiment_failure
+
+    from .preflight import check_experiment
 
     out = Path(args.out)
     workdir = out / "eas"
-    if out.exists() and not args.resume:
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(out / "nni-experiments", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
     data = experiment_config(args.config, out, args.epochs, args.steps)
-    # validate the pipeline's own settings first: bad scenarios fail here, before NNI starts
-    classargs = {k: v for k, v in data["tuner"]["classArgs"].items() if k not in ("workdir", "resume")}
-    core = EASCore(classargs, workdir, resume=args.resume)
+    # validate everything first (the same checks as nni-eas nnictl and the tuner): a bad config
+    # fails here, before NNI starts and before any earlier result is touched
+    plan = check_experiment(data, check_trials=False)
+    if plan.tuner.kind != "eas":
+        from .config import ConfigError
+
+        raise ConfigError(f"{args.config}: the demo runs the EAS pipeline; tuner.className must be nni_eas.tuners.EASTuner")
+    if not args.resume:
+        _set_aside(out, overwrite=args.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    core = EASCore(plan.tuner.config, workdir, resume=args.resume)
     if core.done:
         print(f"{workdir} holds a finished run: its results are below (run without --resume to start over)")
         print("\n" + core.table())
@@ -185,6 +214,11 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  [{time.perf_counter() - t0:5.0f} s] {line}", flush=True)
                 last_line = line
             bar.refresh()
+            failure = experiment_failure(port)
+            if failure:
+                bar.close()
+                print(f"\nerror: {failure}", file=sys.stderr)
+                return 1
             if status in ("DONE", "ERROR", "STOPPED") or (stage == "done" and not running):
                 break
             if time.perf_counter() - t0 > args.timeout:
@@ -192,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                 break
             time.sleep(2)
         bar.close()
-        core = EASCore(classargs, workdir, resume=True)
+        core = EASCore(plan.tuner.config, workdir, resume=True)
         seconds = time.perf_counter() - t0
         if not core.done:
             failed = [t for t in (exp.list_trial_jobs() or []) if t.status == "FAILED"]

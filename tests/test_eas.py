@@ -67,7 +67,7 @@ def test_cost_tables_are_exact_and_expected_cost_is_the_expectation():
 
 def test_latency_cost_table_from_note10(reference_dir):
     """latency_ms budgets use a latency table: the expected/exact costs are its predictions."""
-    from nni_eas.eas.train import load_tables
+    from nni_eas.eas.budget import load_tables
     from nni_eas.export.lut import load_latency_table
 
     cfg = load_space_config("ofa_mbv3_w1.2")
@@ -107,11 +107,15 @@ def test_scenarios_resolve_names_percentages_and_rules():
 @pytest.mark.parametrize("spec, match", [
     ({"classes": ["0", "eleven"], "budget": {"macs": "2M"}}, r"unknown class 'eleven'; allowed: the names 0, 1, 2"),
     ({"classes": [12], "budget": {"macs": "2M"}}, r"unknown class 12.*indices 0\.\.9"),
-    ({"classes": ["1"], "budget": {"macs": "100k"}},
+    ({"classes": ["1", "2"], "budget": {"macs": "100k"}},
      r"budget\.macs: budget 100k is infeasible: the smallest subnet of the space needs macs = 1\.25M"),
-    ({"classes": ["1"], "budget": {"latency_ms": "1"}}, r"metric 'latency_ms' is not budgeted by this run; allowed: macs, params"),
-    ({"classes": ["1"], "budget": {"macs": "120%"}}, r"between 0% \(smallest subnet\) and 100%"),
-    ({"classes": ["1"], "budget": {"macs": "lots"}}, r"cannot parse 'lots' as a budget"),
+    ({"classes": ["1", "2"], "budget": {"latency_ms": "1"}}, r"metric 'latency_ms' is not budgeted by this run; allowed: macs, params"),
+    ({"classes": ["1", "2"], "budget": {"macs": "120%"}}, r"between 0% \(smallest subnet\) and 100%"),
+    ({"classes": ["1", "2"], "budget": {"macs": "lots"}}, r"cannot parse 'lots' as a budget"),
+    ({"classes": ["1"], "budget": {"macs": "2M"}}, r"a task needs at least 2 classes, got \['1'\]"),
+    ({"classes": ["1", "2"], "budget": {"macs": -1}}, r"budget\.macs: a budget must be positive, got -1"),
+    ({"classes": ["1", "2"], "budget": {"macs": 1000}}, r"budget 1k is infeasible"),
+    ({"classes": ["1", "2"], "budget": {"flops": "2M"}}, r"metric 'flops' is not budgeted by this run; allowed: macs, params"),
 ])
 def test_bad_scenarios_fail_with_clear_errors(spec, match):
     tables = cost_tables(SMALL, ["macs", "params"])

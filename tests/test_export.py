@@ -22,7 +22,7 @@ from nni_eas.export import (
     real_images,
 )
 from nni_eas.export import onnx_export
-from nni_eas.spaces import OFAMobileNetV3, sample_arch
+from nni_eas.spaces import OFAMobileNetV3, load_space_config, min_arch, sample_arch
 
 from conftest import randomize_
 
@@ -162,6 +162,72 @@ def test_deploy_rejects_bad_classes(tmp_path):
     with pytest.raises(ConfigError, match=r"distinct class indices in 0..9"):
         deploy_subnet(net, sample_arch(net.config, 0), tmp_path / "x.onnx", classes=[3, 3], measure=False)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_deploy_commits_the_onnx_file_and_its_card_together(tmp_path, monkeypatch):
+    """A kill (or failure) after the new model exists but before its card does leaves the old
+    pair intact and consistent, and no temporary file; a card never describes another model."""
+    from nni_eas.export import deploy as deploy_module
+    from nni_eas.export.card import verify_model_card
+
+    tiny = load_space_config("ofa_mbv3_small", name="tiny", num_classes=5, kernel_sizes=[3], expand_ratios=[3],
+                             depths=[1], width_mults=[1.0], resolutions=[16], final_expand=32, head=32,
+                             stages=[{"channels": 16, "stride": 2, "act": "relu", "se": False}])  # fast to export
+    net = randomize_(OFAMobileNetV3(tiny), 1).eval()
+    arch = min_arch(tiny)
+    traced: dict[int, onnx.ModelProto] = {}
+    real = onnx_export.onnx_model_proto
+
+    def exported(model, *args, **kwargs):  # the real exporter, traced once per number of classes
+        if model.num_classes not in traced:
+            traced[model.num_classes] = real(model, *args, **kwargs)
+        proto = onnx.ModelProto()
+        proto.CopyFrom(traced[model.num_classes])
+        return proto
+
+    monkeypatch.setattr(onnx_export, "onnx_model_proto", exported)
+    out = tmp_path / "task.onnx"
+    card_file = tmp_path / "task.card.json"
+    deploy_subnet(net, arch, out, classes=[0, 1], measure=False)
+    old_onnx, old_card = out.read_bytes(), card_file.read_bytes()
+    assert verify_model_card(out).classes.indices == [0, 1]
+
+    def files():
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    assert files() == ["task.card.json", "task.onnx"]
+
+    class Killed(BaseException):  # like SIGTERM / Ctrl-C: not an Exception, nothing may swallow it
+        pass
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    # killed while the new 3-class model is timed, then while its card is written
+    for step in ("measure_latency", "model_card_json"):
+        with monkeypatch.context() as m, pytest.raises(Killed):
+            m.setattr(deploy_module, step, killed)
+            deploy_subnet(net, arch, out, classes=[0, 1, 2], measure=True, runs=2, warmup=0)
+        assert out.read_bytes() == old_onnx and card_file.read_bytes() == old_card, step
+        assert verify_model_card(out).classes.num_outputs == 2
+        assert files() == ["task.card.json", "task.onnx"], step
+
+    # a failed check: the message names the destination, and the old pair stays
+    with monkeypatch.context() as m, pytest.raises(ExportCheckError) as err:
+        m.setattr(onnx_export, "check_onnx", lambda *args, **kwargs: 1.0)
+        deploy_subnet(net, arch, out, classes=[0, 1, 2], measure=False)
+    assert f"nothing was written at {out}" in str(err.value) and ".tmp-" not in str(err.value)
+    assert out.read_bytes() == old_onnx and card_file.read_bytes() == old_card and files() == ["task.card.json", "task.onnx"]
+
+    # a completed deploy replaces both; the card names the file and its sha256
+    res = deploy_subnet(net, arch, out, classes=[0, 1, 2], measure=False)
+    card = verify_model_card(out)
+    assert card.classes.indices == [0, 1, 2] and card.onnx["file"] == "task.onnx" and res.report.path == out
+    assert card.onnx["sha256"] == file_sha256(out) and files() == ["task.card.json", "task.onnx"]
+    # a model replaced without its card is caught
+    out.write_bytes(old_onnx)
+    with pytest.raises(ConfigError, match=r"task.card.json does not describe .*task.onnx: the card records sha256"):
+        verify_model_card(out)
 
 
 def test_real_images_are_images():

@@ -8,50 +8,28 @@ sample subsets of classes. The Lightning :class:`ClassificationDataModule` is im
 
 from __future__ import annotations
 
-from typing import Any
+from .._lazy import lazy_exports
 
-from .datasets import (
-    SPLITS,
-    ArrayDataset,
-    DatasetCacheWarning,
-    DatasetFormatError,
-    DatasetNotFoundError,
-    available_datasets,
-    convert_channels,
-    data_roots,
-    dataset_spec,
-    default_cache_dir,
-    default_data_home,
-    load_dataset,
-    stratified_split,
-)
-from .tasks import Task, TaskDataset, TaskSampler, labeled_unlabeled_split
-
-__all__ = [
-    "SPLITS",
-    "ArrayDataset",
-    "ClassificationDataModule",
-    "DatasetCacheWarning",
-    "DatasetFormatError",
-    "DatasetNotFoundError",
-    "Task",
-    "TaskDataset",
-    "TaskSampler",
-    "available_datasets",
-    "convert_channels",
-    "data_roots",
-    "dataset_spec",
-    "default_cache_dir",
-    "default_data_home",
-    "labeled_unlabeled_split",
-    "load_dataset",
-    "stratified_split",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "ClassificationDataModule":
-        from .module import ClassificationDataModule
-
-        return ClassificationDataModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_EXPORTS = {
+    'SPLITS': 'datasets',
+    'ArrayDataset': 'datasets',
+    'DatasetCacheWarning': 'datasets',
+    'DatasetFormatError': 'datasets',
+    'DatasetNotFoundError': 'datasets',
+    'convert_channels': 'datasets',
+    'data_roots': 'datasets',
+    'default_cache_dir': 'datasets',
+    'default_data_home': 'datasets',
+    'load_dataset': 'datasets',
+    'stratified_split': 'datasets',
+    'available_datasets': 'sources',
+    'dataset_spec': 'sources',
+    'dataset_classes': 'sources',
+    'Task': 'tasks',
+    'TaskDataset': 'datasets',
+    'TaskSampler': 'tasks',
+    'labeled_unlabeled_split': 'datasets',
+    'ClassificationDataModule': 'module',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

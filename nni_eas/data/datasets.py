@@ -34,10 +34,14 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch.utils.data import Dataset
 
-from ..config import ConfigError, StrictModel, load_yaml, validate
+from ..config import ConfigError
+from .tasks import Task
+from .sources import DatasetSpec, SourceSpec, _canonical_name, _sources, available_datasets, dataset_spec
 
 __all__ = [
     "ArrayDataset",
+    "TaskDataset",
+    "labeled_unlabeled_split",
     "DatasetCacheWarning",
     "DatasetFormatError",
     "DatasetNotFoundError",
@@ -83,114 +87,6 @@ class DatasetCacheWarning(UserWarning):
 
 class DatasetFormatError(ValueError):
     """A source file exists but does not look like the dataset (wrong layout, unknown class)."""
-
-
-# --------------------------------------------------------------------------------------------
-# sources.yml
-
-
-class SplitSpec(StrictModel):
-    kind: Literal["native", "stratified", "per_class"]
-    test_fraction: float | None = Field(default=None, gt=0, lt=1)
-    train_per_class: int | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _needs_its_parameter(self) -> "SplitSpec":
-        if self.kind == "stratified" and self.test_fraction is None:
-            raise ValueError("split kind 'stratified' needs test_fraction")
-        if self.kind == "per_class" and self.train_per_class is None:
-            raise ValueError("split kind 'per_class' needs train_per_class")
-        return self
-
-
-class SourceSpec(StrictModel):
-    format: str
-    paths: list[str]
-    cache: bool = False
-
-
-class DownloadSpec(StrictModel):
-    method: Literal["torchvision", "archive"]
-    dataset: str | None = None  # torchvision.datasets class name (method: torchvision)
-    args: dict[str, Any] = Field(default_factory=dict)
-    url: str | None = None  # method: archive
-    md5: str | None = None
-    subdir: str | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> "DownloadSpec":
-        if self.method == "torchvision" and not self.dataset:
-            raise ValueError("download method 'torchvision' needs dataset (a torchvision.datasets class)")
-        if self.method == "archive" and not self.url:
-            raise ValueError("download method 'archive' needs url")
-        return self
-
-
-class DatasetSpec(StrictModel):
-    """One dataset's entry in ``sources.yml``."""
-
-    description: str = ""
-    homepage: str | None = None
-    classes: list[str] | None
-    channels: Literal[1, 3]
-    mean: list[float]
-    std: list[float]
-    resolution: int | None = Field(default=None, gt=0)
-    decode_size: int | None = Field(default=None, gt=0)
-    images_per_class: int | None = Field(default=None, gt=0)
-    split: SplitSpec
-    sources: list[SourceSpec] = Field(min_length=1)
-    system_roots: list[str] = Field(default_factory=list)
-    download: DownloadSpec | None = None
-    hint: str = ""
-
-    @model_validator(mode="after")
-    def _stats_per_channel(self) -> "DatasetSpec":
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ValueError(f"mean and std need one value per channel ({self.channels})")
-        if min(self.std) <= 0:
-            raise ValueError("std must be positive")
-        return self
-
-
-class SourceDefaults(StrictModel):
-    val_fraction: float = Field(ge=0, lt=1)
-    split_seed: int
-
-
-class SourcesFile(StrictModel):
-    format: Literal["nni-eas-sources/1"]
-    defaults: SourceDefaults
-    datasets: dict[str, DatasetSpec]
-
-
-@functools.lru_cache(maxsize=None)
-def _sources() -> SourcesFile:
-    with resources.as_file(resources.files(__package__) / "sources.yml") as path:
-        parsed = validate(SourcesFile, load_yaml(path), source=str(path))
-    for name, spec in parsed.datasets.items():
-        for src in spec.sources:
-            if src.format not in _READERS:
-                raise ConfigError(f"{path}: datasets.{name}.sources: unknown format {src.format!r}; "
-                                  f"allowed: {', '.join(sorted(_READERS))}")
-    return parsed
-
-
-def available_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`."""
-    return list(_sources().datasets)
-
-
-def _canonical_name(name: str) -> str:
-    key = str(name).strip().lower().replace("-", "_")
-    if key not in _sources().datasets:
-        raise ConfigError(f"unknown dataset {name!r}; allowed: {', '.join(available_datasets())}")
-    return key
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    """The ``sources.yml`` entry of ``name`` (classes, statistics, split, sources)."""
-    return _sources().datasets[_canonical_name(name)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -829,7 +725,10 @@ def _load_pool(name: str, spec: DatasetSpec, variant: str, *, root: Roots, downl
     if isinstance(found, list):
         raise _not_found(name, spec, found, explicit_root=root is not None)
     src, paths = found
-    reader = _READERS[src.format]
+    reader = _READERS.get(src.format)
+    if reader is None:
+        raise ConfigError(f"sources.yml: datasets.{name}.sources: unknown format {src.format!r}; "
+                          f"allowed: {', '.join(sorted(_READERS))}")
     build = functools.partial(reader, paths, spec, variant, size)
     pool = _cached(_cache_file(cache_dir, name, variant, size, src, paths), build) if src.cache else build()
     return pool, " + ".join(map(str, paths)) or src.format
@@ -879,3 +778,63 @@ def load_dataset(name: str, split: str = "train", *, root: Roots = None, resolut
     return ArrayDataset(images, pool.labels[idx], pool.classes, name=key, split=split, mean=spec.mean, std=spec.std,
                         resolution=resolution or spec.resolution, channels=channels, transform=transform,
                         indices=idx, source=f"{key}:{variant}@{where}")
+
+
+# --------------------------------------------------------------------------------------------
+# views: one task's images, labeled / unlabeled parts
+
+
+class TaskDataset(Dataset):
+    """The images of ``dataset`` whose class is in ``task``; labels renumbered ``0..k-1`` (in task
+    order) when ``remap``, else kept global."""
+
+    def __init__(self, dataset: ArrayDataset, task: Task | Sequence[int], remap: bool = True):
+        task = task if isinstance(task, Task) else Task(tuple(task))
+        task.validate(dataset.num_classes)
+        keep = task.mask(dataset.num_classes)[dataset.labels]
+        self.base = dataset.subset(torch.nonzero(keep).flatten().numpy())
+        self.task = task
+        self.remap = remap
+        self.labels = task.remap_labels(self.base.labels) if remap else self.base.labels.clone()
+        self.classes = task.names(dataset.classes) if remap else list(dataset.classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.labels
+
+    @property
+    def indices(self) -> np.ndarray:
+        """Positions in the source pool (as :attr:`ArrayDataset.indices`)."""
+        return self.base.indices
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x, _ = self.base[index]
+        return x, int(self.labels[index])
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images and (remapped) labels as two tensors, like :meth:`ArrayDataset.tensors`."""
+        x, _ = self.base.tensors()
+        return x, self.labels.clone()
+
+    as_tensor = tensors
+
+    def __repr__(self) -> str:
+        return f"TaskDataset({self.base.name!r}, task={list(self.task.classes)}, n={len(self)}, remap={self.remap})"
+
+
+def labeled_unlabeled_split(dataset: ArrayDataset, labeled_fraction: float,
+                            seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    """Seeded stratified ``(labeled, unlabeled)`` views of ``dataset`` for semi-supervised training:
+    ``round(labeled_fraction * n_c)`` images of every class ``c`` (at least one) are labeled."""
+    if not 0 < labeled_fraction <= 1:
+        raise ConfigError(f"labeled_fraction: must be in (0, 1], got {labeled_fraction!r}")
+    unlabeled, labeled = stratified_split(dataset.labels.numpy(), labeled_fraction, seed, min_per_class=1)
+    split = dataset.split or "data"
+    return dataset.subset(labeled, split=f"{split}-labeled"), dataset.subset(unlabeled, split=f"{split}-unlabeled")

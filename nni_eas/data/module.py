@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..config import ConfigError
 from .datasets import ArrayDataset, PathLike, Roots, load_dataset
-from .tasks import Task, TaskDataset
+from .datasets import TaskDataset
+from .tasks import Task
 
 __all__ = ["ClassificationDataModule"]
 

@@ -2,7 +2,8 @@
 
 EAS/OFA-style specialisation trains once on all classes and then serves a user who cares about a
 few of them: the subnet keeps only the task's logits (:meth:`Task.restrict_logits`) and is
-evaluated on only the task's images with labels renumbered ``0..k-1`` (:class:`TaskDataset`).
+evaluated on only the task's images with labels renumbered ``0..k-1``
+(:class:`~nni_eas.data.datasets.TaskDataset`).
 Task-dropout training samples random tasks reproducibly (:class:`TaskSampler`), optionally as
 unions of super-classes so that tasks look like "vehicles + animals" rather than random mixtures.
 """
@@ -13,14 +14,16 @@ import operator
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from ..config import ConfigError
-from .datasets import ArrayDataset, stratified_split
 
-__all__ = ["Task", "TaskSampler", "TaskDataset", "labeled_unlabeled_split"]
+if TYPE_CHECKING:  # torch only where tensors are made: configs check tasks without it
+    import torch
+
+__all__ = ["Task", "TaskSampler"]
 
 # How many random group orders TaskSampler tries before giving up on a size window (only reachable
 # with very uneven groups; the window was checked to be reachable when the sampler was built).
@@ -105,16 +108,22 @@ class Task:
     # ---- tensors
     def index(self, device: torch.device | str | None = None) -> torch.Tensor:
         """The class indices as an int64 tensor (task order)."""
+        import torch
+
         return torch.tensor(self.classes, dtype=torch.int64, device=device)
 
-    def mask(self, num_classes: int | None = None, dtype: torch.dtype = torch.bool) -> torch.Tensor:
+    def mask(self, num_classes: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Multi-hot ``[num_classes]`` vector of the task's classes (bool, or e.g. float32)."""
+        import torch
+
         m = torch.zeros(self._n(num_classes), dtype=torch.bool)
         m[self.index()] = True
-        return m.to(dtype)
+        return m if dtype is None else m.to(dtype)
 
     def remap_labels(self, labels: torch.Tensor | np.ndarray | Sequence[int]) -> torch.Tensor:
         """Global labels -> positions within the task (``0..len(task)-1``); every label must be in the task."""
+        import torch
+
         labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
         table = torch.full((max(self.classes[-1], int(labels.max()) if labels.numel() else 0) + 1,), -1, dtype=torch.int64)
         table[self.index()] = torch.arange(len(self.classes))
@@ -209,59 +218,3 @@ class TaskSampler:
     def __iter__(self) -> Iterator[Task]:
         while True:
             yield self.sample()
-
-
-class TaskDataset(Dataset):
-    """The images of ``dataset`` whose class is in ``task``; labels renumbered ``0..k-1`` (in task
-    order) when ``remap``, else kept global."""
-
-    def __init__(self, dataset: ArrayDataset, task: Task | Sequence[int], remap: bool = True):
-        task = task if isinstance(task, Task) else Task(tuple(task))
-        task.validate(dataset.num_classes)
-        keep = task.mask(dataset.num_classes)[dataset.labels]
-        self.base = dataset.subset(torch.nonzero(keep).flatten().numpy())
-        self.task = task
-        self.remap = remap
-        self.labels = task.remap_labels(self.base.labels) if remap else self.base.labels.clone()
-        self.classes = task.names(dataset.classes) if remap else list(dataset.classes)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def targets(self) -> torch.Tensor:
-        return self.labels
-
-    @property
-    def indices(self) -> np.ndarray:
-        """Positions in the source pool (as :attr:`ArrayDataset.indices`)."""
-        return self.base.indices
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        x, _ = self.base[index]
-        return x, int(self.labels[index])
-
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All images and (remapped) labels as two tensors, like :meth:`ArrayDataset.tensors`."""
-        x, _ = self.base.tensors()
-        return x, self.labels.clone()
-
-    as_tensor = tensors
-
-    def __repr__(self) -> str:
-        return f"TaskDataset({self.base.name!r}, task={list(self.task.classes)}, n={len(self)}, remap={self.remap})"
-
-
-def labeled_unlabeled_split(dataset: ArrayDataset, labeled_fraction: float,
-                            seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
-    """Seeded stratified ``(labeled, unlabeled)`` views of ``dataset`` for semi-supervised training:
-    ``round(labeled_fraction * n_c)`` images of every class ``c`` (at least one) are labeled."""
-    if not 0 < labeled_fraction <= 1:
-        raise ConfigError(f"labeled_fraction: must be in (0, 1], got {labeled_fraction!r}")
-    unlabeled, labeled = stratified_split(dataset.labels.numpy(), labeled_fraction, seed, min_per_class=1)
-    split = dataset.split or "data"
-    return dataset.subset(labeled, split=f"{split}-labeled"), dataset.subset(unlabeled, split=f"{split}-unlabeled")

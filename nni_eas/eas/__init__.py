@@ -6,16 +6,36 @@ scenario (one generator pass, budget repair, extraction, task BN recalibration, 
 classifier, ONNX). See docs/eas.md.
 """
 
-from .budget import METRICS, CostTable, cost_tables
-from .config import EASConfig, GeneratorConfig, ScenarioRule, ScenarioSpec, SpecializeConfig, eas_config
-from .generator import ArchGenerator, GeneratorModule, load_generator, save_generator
-from .scenario import Scenario, format_budget, parse_budget, resolve_scenarios
-from .specialize import Generated, generate, repair, specialize, task_data
-from .train import GeneratorResult, load_tables, train_generator
+from __future__ import annotations
 
-__all__ = [
-    "METRICS", "CostTable", "cost_tables", "EASConfig", "GeneratorConfig", "ScenarioRule", "ScenarioSpec",
-    "SpecializeConfig", "eas_config", "ArchGenerator", "GeneratorModule", "load_generator", "save_generator",
-    "Scenario", "format_budget", "parse_budget", "resolve_scenarios", "Generated", "generate", "repair",
-    "specialize", "task_data", "GeneratorResult", "load_tables", "train_generator",
-]
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    'METRICS': 'budget',
+    'CostTable': 'budget',
+    'cost_tables': 'budget',
+    'EASConfig': 'config',
+    'GeneratorConfig': 'config',
+    'ScenarioRule': 'config',
+    'ScenarioSpec': 'config',
+    'SpecializeConfig': 'config',
+    'eas_config': 'config',
+    'ArchGenerator': 'generator',
+    'GeneratorModule': 'generator',
+    'load_generator': 'generator',
+    'save_generator': 'generator',
+    'Scenario': 'scenario',
+    'format_budget': 'scenario',
+    'parse_budget': 'scenario',
+    'resolve_scenarios': 'scenario',
+    'Generated': 'specialize',
+    'generate': 'specialize',
+    'repair': 'specialize',
+    'specialize': 'specialize',
+    'task_data': 'specialize',
+    'GeneratorResult': 'train',
+    'load_tables': 'budget',
+    'train_generator': 'train',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

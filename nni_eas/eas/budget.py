@@ -21,13 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..config import ConfigError
 from ..spaces.config import OFAMobileNetV3Config
 
-__all__ = ["CostTable", "cost_tables", "METRICS", "GeneProbs"]
+if TYPE_CHECKING:  # torch only for the generator's expected cost: budgets are checked without it
+    import torch
+
+__all__ = ["CostTable", "cost_tables", "load_tables", "METRICS", "GeneProbs"]
 
 METRICS = ("macs", "params", "latency_ms")
 
@@ -58,13 +62,13 @@ class CostTable:
                               "the choices the table has (e.g. its resolutions)")
         self.name, self.cfg = name, cfg
         self.base, self.block = np.ascontiguousarray(base), np.ascontiguousarray(block)
-        self._torch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._torch: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         n, s, d = cfg.num_slots, cfg.num_stages, cfg.max_depth
         self._slot_stage = np.repeat(np.arange(s), d)
         self._slot_index = np.tile(np.arange(d), s)
         self._depths = np.asarray(cfg.depths)
         # [N, D]: slot j runs when the stage's depth choice is > j
-        self._active_by_depth = torch.tensor(self._slot_index[:, None] < self._depths[None, :], dtype=torch.float32)
+        self._active_by_depth = self._slot_index[:, None] < self._depths[None, :]   # [N, D] bool
         self.scale = float(self.minmax()[1])
 
     # ---- exact ---------------------------------------------------------------------------------
@@ -101,19 +105,24 @@ class CostTable:
         return float(lo), float(hi)
 
     # ---- expected (differentiable) ---------------------------------------------------------------
-    def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        import torch
+
         if self._torch is None or self._torch[0].device != device:
             self._torch = (torch.tensor(self.base / self.scale, dtype=torch.float32, device=device),
-                           torch.tensor(self.block / self.scale, dtype=torch.float32, device=device))
+                           torch.tensor(self.block / self.scale, dtype=torch.float32, device=device),
+                           torch.tensor(self._active_by_depth, dtype=torch.float32, device=device))
         return self._torch
 
     def expected(self, p: GeneProbs) -> torch.Tensor:
         """``[B]`` expected cost under independent per-gene distributions (in table units)."""
-        base, block = self._tensors(p.r.device)
+        import torch
+
+        base, block, active_by_depth = self._tensors(p.r.device)
         fixed = torch.einsum("bw,br,wr->b", p.w, p.r, base)
         per_slot = torch.einsum("bw,bnk,bne,br,nwker->bn", p.w, p.k, p.e, p.r, block)      # [B, N]
         stage_d = p.d[:, self._slot_stage]                                               # [B, N, D]
-        active = (stage_d * self._active_by_depth.to(p.d.device)[None]).sum(-1)           # [B, N]
+        active = (stage_d * active_by_depth[None]).sum(-1)                                # [B, N]
         return (fixed + (per_slot * active).sum(1)) * self.scale
 
 
@@ -147,3 +156,16 @@ def budget_check(tables: Mapping[str, CostTable], genomes: np.ndarray, budgets: 
     for m, b in budgets.items():
         ok &= tables[m].exact(genomes) <= b * (1 + 1e-9)
     return ok
+
+
+def load_tables(cfg, metrics, num_classes: int | None = None, latency_table: str | None = None) -> dict[str, CostTable]:
+    """Cost tables of ``metrics`` for space ``cfg`` (a latency table file for ``latency_ms``)."""
+    lm = None
+    if "latency_ms" in metrics:
+        if not latency_table:
+            raise ConfigError("generator.metrics has latency_ms: set latency_table to a table of the space "
+                              "(built with `nni-eas latency --build`)")
+        from ..export.lut import load_latency_table
+
+        lm = load_latency_table(latency_table, cfg).model(cfg, num_classes)
+    return cost_tables(cfg, list(metrics), num_classes=num_classes, latency_model=lm)

@@ -72,7 +72,8 @@ class ScenarioRule(StrictModel):
     with a budget on ``metric`` spread evenly over ``fractions`` of the space's range."""
 
     count: int = Field(gt=0)
-    min_classes: int = Field(default=2, ge=1)
+    min_classes: int = Field(default=2, ge=2, description="tasks have at least 2 classes (a one-class classifier "
+                             "always answers that class)")
     max_classes: Optional[int] = Field(default=None, ge=1)
     metric: Literal["macs", "params", "latency_ms"] = "macs"
     fractions: tuple[float, float] = (0.1, 0.9)

@@ -37,9 +37,10 @@ from ..config import ConfigError
 from ..encodings import arch_from_genome, arch_to_genome
 from ..io import atomic_write_json, save_figure
 from ..spaces.arch import max_arch
-from ..spaces.config import OFAMobileNetV3Config, load_space_config
+from ..spaces.config import OFAMobileNetV3Config
 from .config import EASConfig, eas_config
-from .scenario import Scenario, format_budget, resolve_scenarios
+from .plan import plan_eas, space_of_recipe  # noqa: F401  (space_of_recipe: re-exported)
+from .scenario import Scenario, format_budget
 
 __all__ = ["EASCore", "EASBatch", "STATE_FILE", "space_of_recipe"]
 
@@ -74,18 +75,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "scenario"
 
 
-def space_of_recipe(recipe: Any, class_names: list[str] | None = None) -> tuple[OFAMobileNetV3Config, list[str]]:
-    """The space a recipe trains and its class names (from the recipe's dataset)."""
-    from ..data import load_dataset
-    from ..training.recipe import load_recipe
-
-    r = load_recipe(recipe)
-    if class_names is None:
-        class_names = list(load_dataset(r.data.dataset, "val", resolution=8, channels=1).classes)
-    overrides = {**r.space_overrides, "num_classes": len(class_names)}
-    return load_space_config(r.space, **overrides), list(class_names)
-
-
 class EASCore:
     """The EAS pipeline (see the module docstring).
 
@@ -101,24 +90,10 @@ class EASCore:
         self.workdir = Path(workdir).resolve()
         self.on_ask = on_ask
         c = self.config
-        if c.supernet:
-            from ..checkpoint import load_supernet
-
-            sn, info = load_supernet(c.supernet)
-            self.cfg, self.class_names = sn.config, list(info["classes"])
-            self.dataset = c.evaluation.dataset or info["meta"].get("dataset") or "digits"
-            del sn
-        else:
-            from ..training.recipe import load_recipe
-
-            recipe = load_recipe(c.recipe)
-            self.cfg, self.class_names = space_of_recipe(recipe)
-            self.dataset = c.evaluation.dataset or recipe.data.dataset
-        from .train import load_tables
-
-        self.tables = load_tables(self.cfg, c.generator.metrics, self.cfg.num_classes, c.latency_table)
-        # fail before any training: unknown classes, unbudgeted metrics, infeasible budgets
-        self.scenarios: list[Scenario] = resolve_scenarios(c.scenarios, c.scenario_rule, self.class_names, self.tables)
+        # fail before any training: unknown recipe, dataset or classes, unbudgeted metrics, infeasible budgets
+        plan = plan_eas(c)
+        self.cfg, self.class_names, self.dataset = plan.cfg, plan.class_names, plan.dataset
+        self.tables, self.scenarios = plan.tables, plan.scenarios
         self.step = 0
         self.supernet_path: str | None = str(Path(c.supernet).resolve()) if c.supernet else None
         self.generator_path: str | None = None
@@ -354,12 +329,24 @@ class EASCore:
 
     def load_checkpoint(self) -> None:
         path = self.workdir / STATE_FILE
+        fix = "delete it to start over, or choose another workdir (or resume=False)"
         try:
             st = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read the EAS state ({e}); delete it to start over") from None
-        if st.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{path}: not an EAS state file (format {st.get('format')!r})")
+        except FileNotFoundError:
+            raise ConfigError(f"EAS state not found: {path} (expected an {STATE_FILE} written by nni-eas)") from None
+        except (OSError, ValueError) as e:  # truncated JSON, binary data (UnicodeDecodeError), a folder...
+            raise ConfigError(f"{path} is not a readable nni-eas EAS state (truncated or not written by nni-eas): "
+                              f"{type(e).__name__}: {e}; {fix}") from None
+        fmt = st.get("format") if isinstance(st, dict) else None
+        if fmt != STATE_FORMAT:
+            raise ConfigError(f"{path} is not an nni-eas EAS state (format {fmt!r}, expected {STATE_FORMAT!r}); {fix}")
+        keys = ("step", "supernet", "generator", "stage_metrics", "generated", "generate_seconds", "results", "scenarios")
+        missing = [k for k in keys if k not in st]
+        bad = [k for k, t in (("step", int), ("stage_metrics", dict), ("generated", list), ("results", list),
+                              ("scenarios", list)) if k not in missing and not isinstance(st[k], t)]
+        if missing or bad or (not bad and len(st["results"]) != len(st["scenarios"])):
+            raise ConfigError(f"{path} is an incomplete nni-eas EAS state (missing or malformed: "
+                              f"{', '.join(missing + bad) or 'results'}); {fix}")
         if st["scenarios"] != [s.to_dict() for s in self.scenarios]:
             raise ConfigError(f"{path}: the checkpoint was written for other scenarios; use another workdir or resume=False")
         self.step, self.supernet_path, self.generator_path = st["step"], st["supernet"], st["generator"]

@@ -366,21 +366,32 @@ def save_generator(path: str | os.PathLike, generator: ArchGenerator, class_name
 
 
 def load_generator(path: str | os.PathLike) -> tuple[ArchGenerator, dict[str, Any]]:
-    """``(generator, info)``; info has ``class_names``, ``meta``. Bad files raise CheckpointError."""
+    """``(generator, info)``; info has ``class_names``, ``meta``. Bad files raise CheckpointError
+    naming the file: missing, a folder, truncated, not written by nni-eas, or inconsistent."""
     path = Path(path)
+    fix = "pass the generator.pt written by EAS's generator stage (nni_eas.eas.save_generator)"
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a generator file; {fix}")
     if not path.is_file():
-        raise CheckpointError(f"generator file not found: {path}")
+        raise CheckpointError(f"generator file not found: {path}; {fix}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read generator file {path}: {type(e).__name__}: {e}") from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an nni-eas generator (expected format {FORMAT!r})")
-    cfg = load_space_config(obj["space"])
-    rng = {m: tuple(v) for m, v in obj["budget_range"].items()}
-    gen = ArchGenerator(cfg, obj["num_classes"], obj["metrics"], rng, hidden=obj["hidden"])
+    except Exception as e:  # truncated zip, random bytes, a pickle of other objects, unreadable...
+        raise CheckpointError(f"cannot read generator file {path}: it is not a readable nni-eas generator (truncated "
+                              f"or not written by nni-eas): {type(e).__name__}: {e}; {fix}") from None
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path} is not an nni-eas generator (format {fmt!r}, expected {FORMAT!r}); {fix}")
+    try:
+        cfg = load_space_config(obj["space"])
+        rng = {m: tuple(v) for m, v in obj["budget_range"].items()}
+        gen = ArchGenerator(cfg, obj["num_classes"], obj["metrics"], rng, hidden=obj["hidden"])
+        info = {"class_names": list(obj["class_names"]), "meta": dict(obj.get("meta") or {}), "path": str(path)}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # ConfigError is a ValueError
+        raise CheckpointError(f"{path} is an incomplete or inconsistent nni-eas generator "
+                              f"({type(e).__name__}: {e}); {fix}") from None
     try:
         gen.load_state_dict(obj["state_dict"])
-    except RuntimeError as e:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path}: generator weights do not match its own description: {e}") from None
-    return gen.eval(), {"class_names": obj["class_names"], "meta": obj.get("meta", {}), "path": str(path)}
+    return gen.eval(), info

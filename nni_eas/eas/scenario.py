@@ -69,6 +69,9 @@ def parse_budget(value: Any, metric: str, table: CostTable, where: str) -> float
         if not 0 <= frac <= 1:
             raise ConfigError(f"{where}: {value!r} must be between 0% (smallest subnet) and 100% (largest)")
         return lo + frac * (hi - lo)
+    if text.startswith("-") or text in ("0", "0.0"):
+        raise ConfigError(f"{where}: a budget must be positive, got {value!r}; use e.g. 1.5M, 2e6, 800k"
+                          " or '25%' of the space's range")
     budget = size_value(text)
     if budget is None:
         raise ConfigError(f"{where}: cannot parse {value!r} as a budget; use e.g. 1.5M, 2e6, 800k"
@@ -93,8 +96,9 @@ def _class_indices(classes: Any, class_names: Sequence[str], where: str) -> list
                               f"or indices 0..{len(class_names) - 1}")
     if len(set(out)) != len(out):
         raise ConfigError(f"{where}: classes are repeated: {list(classes)}")
-    if not out:
-        raise ConfigError(f"{where}: a task needs at least one class")
+    if len(out) < 2:
+        raise ConfigError(f"{where}: a task needs at least 2 classes, got {list(classes)} (a one-class classifier "
+                          "always answers that class)")
     return sorted(out)
 
 

@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..io import atomic_write_json, save_figure
-from .budget import CostTable, cost_tables
+from .budget import CostTable, cost_tables, load_tables
 from .config import GeneratorConfig
 
 __all__ = ["train_generator", "GeneratorResult", "load_tables"]
@@ -34,21 +34,6 @@ class GeneratorResult:
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def load_tables(cfg, metrics, num_classes: int | None = None, latency_table: str | None = None) -> dict[str, CostTable]:
-    """Cost tables of ``metrics`` for space ``cfg`` (a latency table file for ``latency_ms``)."""
-    lm = None
-    if "latency_ms" in metrics:
-        from ..config import ConfigError
-
-        if not latency_table:
-            raise ConfigError("generator.metrics has latency_ms: set latency_table to a table of the space "
-                              "(built with `nni-eas latency --build`)")
-        from ..export.lut import load_latency_table
-
-        lm = load_latency_table(latency_table, cfg).model(cfg, num_classes)
-    return cost_tables(cfg, list(metrics), num_classes=num_classes, latency_model=lm)
 
 
 class _GeneratorCurves(pl.Callback):

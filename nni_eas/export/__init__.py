@@ -8,59 +8,45 @@ NSGANetV2. See ``docs/deployment.md``.
 
 from __future__ import annotations
 
-from .card import ModelCard, card_path, read_model_card, write_model_card
-from .deploy import DeployResult, deploy_subnet, load_task_data
-from .layers import Layer, arch_layers, block_layer, fixed_layers, space_layers
-from .lut import KEY_SCHEMES, LatencyModel, LatencyTable, LatencyTableError, layer_keys, load_latency_table
-from .lut_build import build_latency_table, measure_overhead
-from .onnx_export import (
-    DEFAULT_OPSET,
-    EXPORTER,
-    ExportCheckError,
-    ExportReport,
-    check_onnx,
-    export_onnx,
-    onnx_bytes,
-    onnx_model_proto,
-    real_images,
-)
-from .runtime import DeviceInfo, LatencyResult, Timer, cpu_model, describe_device, make_session, measure_latency
+from .._lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_OPSET",
-    "EXPORTER",
-    "KEY_SCHEMES",
-    "DeployResult",
-    "DeviceInfo",
-    "ExportCheckError",
-    "ExportReport",
-    "LatencyModel",
-    "LatencyResult",
-    "LatencyTable",
-    "LatencyTableError",
-    "Layer",
-    "ModelCard",
-    "Timer",
-    "arch_layers",
-    "block_layer",
-    "build_latency_table",
-    "card_path",
-    "check_onnx",
-    "cpu_model",
-    "deploy_subnet",
-    "describe_device",
-    "export_onnx",
-    "fixed_layers",
-    "layer_keys",
-    "load_latency_table",
-    "load_task_data",
-    "make_session",
-    "measure_latency",
-    "measure_overhead",
-    "onnx_bytes",
-    "onnx_model_proto",
-    "read_model_card",
-    "real_images",
-    "space_layers",
-    "write_model_card",
-]
+_EXPORTS = {
+    'ModelCard': 'card',
+    'card_path': 'card',
+    'read_model_card': 'card',
+    'write_model_card': 'card',
+    'DeployResult': 'deploy',
+    'deploy_subnet': 'deploy',
+    'load_task_data': 'deploy',
+    'Layer': 'layers',
+    'arch_layers': 'layers',
+    'block_layer': 'layers',
+    'fixed_layers': 'layers',
+    'space_layers': 'layers',
+    'KEY_SCHEMES': 'lut',
+    'LatencyModel': 'lut',
+    'LatencyTable': 'lut',
+    'LatencyTableError': 'lut',
+    'layer_keys': 'lut',
+    'load_latency_table': 'lut',
+    'build_latency_table': 'lut_build',
+    'measure_overhead': 'lut_build',
+    'DEFAULT_OPSET': 'onnx_export',
+    'EXPORTER': 'onnx_export',
+    'ExportCheckError': 'onnx_export',
+    'ExportReport': 'onnx_export',
+    'check_onnx': 'onnx_export',
+    'export_onnx': 'onnx_export',
+    'onnx_bytes': 'onnx_export',
+    'onnx_model_proto': 'onnx_export',
+    'real_images': 'onnx_export',
+    'DeviceInfo': 'runtime',
+    'LatencyResult': 'runtime',
+    'Timer': 'runtime',
+    'cpu_model': 'runtime',
+    'describe_device': 'runtime',
+    'make_session': 'runtime',
+    'measure_latency': 'runtime',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,6 +5,9 @@ A deployed file without its facts is a guess: ``<name>.card.json`` records the a
 measured with onnxruntime and the device it was measured on (and a table prediction, if one was
 asked for), the accuracy with the data it was measured on, the supernet it came from (SHA-256)
 and the export check. Validated by pydantic on read and write, written atomically.
+
+The card names the ONNX file it describes by name and SHA-256 (``onnx.file``, ``onnx.sha256``):
+:func:`verify_model_card` checks that a ``.onnx`` and the card beside it belong together.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from ..io import atomic_write_json
 from .runtime import DeviceInfo
 
 __all__ = ["FORMAT", "ModelCard", "ArchInfo", "ClassesInfo", "CostsInfo", "MeasuredLatency", "PredictedLatency",
-           "AccuracyInfo", "SourceInfo", "card_path", "read_model_card", "write_model_card"]
+           "AccuracyInfo", "SourceInfo", "card_path", "model_card_json", "read_model_card", "verify_model_card",
+           "write_model_card"]
 
 FORMAT = "nni-eas-model-card/1"
 
@@ -105,6 +109,13 @@ def card_path(onnx_path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".card.json")
 
 
+def model_card_json(card: ModelCard | dict[str, Any]) -> str:
+    """The validated card as the JSON text written to ``<name>.card.json``."""
+    if not isinstance(card, ModelCard):
+        card = validate(ModelCard, card, "model card")
+    return json.dumps(card.model_dump(mode="json"), indent=2) + "\n"
+
+
 def write_model_card(card: ModelCard | dict[str, Any], onnx_path: str | os.PathLike) -> Path:
     """Validate ``card`` and write it beside ``onnx_path`` atomically; returns the card's path."""
     if not isinstance(card, ModelCard):
@@ -124,3 +135,25 @@ def read_model_card(path: str | os.PathLike) -> ModelCard:
     except json.JSONDecodeError as e:
         raise ConfigError(f"{p}: not valid JSON: {e}") from None
     return validate(ModelCard, data, str(p))
+
+
+def verify_model_card(onnx_path: str | os.PathLike) -> ModelCard:
+    """The card of ``onnx_path``, after checking it describes exactly that file.
+
+    Raises :class:`~nni_eas.config.ConfigError` when the card is missing or invalid, names
+    another file, or records another SHA-256 than the file's (e.g. a model replaced without its card).
+    """
+    from ..checkpoint import file_sha256
+
+    p = Path(onnx_path)
+    card = read_model_card(card_path(p))
+    if not p.is_file():
+        raise ConfigError(f"{p}: the ONNX file its card {card_path(p).name} describes is missing")
+    recorded = card.onnx.get("sha256")
+    if card.onnx.get("file") not in (None, p.name):
+        raise ConfigError(f"{card_path(p)} describes {card.onnx.get('file')!r}, not {p.name!r}")
+    actual = file_sha256(p)
+    if recorded != actual:
+        raise ConfigError(f"{card_path(p)} does not describe {p}: the card records sha256 {str(recorded)[:12]}..., "
+                          f"the file has {actual[:12]}...; re-export the model to get a matching pair")
+    return card

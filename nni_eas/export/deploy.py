@@ -4,6 +4,11 @@
 subnet with inherited weights, optionally recalibrate its BatchNorm statistics on task data
 (OFA's step before any evaluation), keep only the task's logits, export and verify the ONNX
 graph, time it with onnxruntime, and write the model card beside it.
+
+The ONNX file and its card are committed together: both are written to temporary files in the
+destination folder and renamed into place only when everything succeeded, the card last. A
+failure or a kill on the way leaves the previous ``.onnx`` + ``.card.json`` pair as it was, and the
+card records the ONNX file's SHA-256 (``onnx.sha256``; :func:`~nni_eas.export.card.verify_model_card`).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from .card import (
     ModelCard,
     PredictedLatency,
     SourceInfo,
-    write_model_card,
+    card_path,
+    model_card_json,
 )
 from .lut import LatencyTable, LatencyTableError
-from .onnx_export import DEFAULT_OPSET, ExportReport, export_onnx
+from .onnx_export import DEFAULT_OPSET, ExportCheckError, ExportReport, export_onnx
 from .runtime import DEFAULT_THREADS, measure_latency
 
 __all__ = ["DeployResult", "deploy_subnet", "load_task_data"]
@@ -90,6 +96,27 @@ def _task_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: 
     return correct / len(y), len(y)
 
 
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames durable (best effort: not every platform can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path: str | os.PathLike, *,
                   classes: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
                   supernet_path: str | os.PathLike | None = None, supernet_sha256: str | None = None,
@@ -116,6 +143,11 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
     cfg = supernet.config
     arch = validate_arch(cfg, arch)
     path = Path(path)
+    if path.suffix != ".onnx":
+        raise ConfigError(f"output path must end in .onnx, got {str(path)!r}")
+    if path.is_dir() or card_path(path).is_dir():
+        raise ConfigError(f"output path {path} (or its card {card_path(path).name}) is a directory; "
+                          "give a file name ending in .onnx")
     names = list(class_names) if class_names is not None else [str(i) for i in range(cfg.num_classes)]
     if len(names) != cfg.num_classes:
         raise ConfigError(f"class_names has {len(names)} names for a {cfg.num_classes}-class supernet")
@@ -154,43 +186,64 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
                                                   "task_only": bool(task_calibration and classes is not None)})
         check_images = x_ev[:16]
 
-    report = export_onnx(subnet, path, batch_size=batch_size, dynamic_batch=dynamic_batch, opset=opset, atol=atol,
-                         images=check_images,
-                         images_source=None if check_images is None else f"{len(check_images)} {data} {eval_split} images")
-    latency = None
-    if measure:
-        m = measure_latency(path, batch_size=batch_size, threads=threads, warmup=warmup, runs=runs)
-        latency = MeasuredLatency(median_ms=m.median_ms, p90_ms=m.p90_ms, std_ms=m.std_ms, runs=m.runs, warmup=m.warmup,
-                                  batch_size=batch_size, device=m.device, device_key=m.device.key)
-    predicted = None
-    if table is not None:
-        try:
-            ms = table.predict(arch, cfg, subnet.num_classes)
-        except LatencyTableError:  # a table built for the full classifier: charge that one
-            ms = table.predict(arch, cfg)
-        predicted = PredictedLatency(ms=ms, table=table.source or table.scheme, device_key=table.device.key)
+    # The pair is committed together: the ONNX file and its card are written to temporary files in
+    # the destination folder (checked and timed there), then renamed into place, the card last. A
+    # kill before the renames leaves the previous pair untouched; the card records the ONNX file's
+    # SHA-256 (``onnx.sha256``), so a reader can verify the pair (:func:`~.card.verify_model_card`).
+    final_card = card_path(path)
+    tmp_onnx = path.with_name(f".{path.stem}.tmp-{os.getpid()}.onnx")
+    tmp_card = final_card.with_name(f".{final_card.name}.tmp-{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        nat = arch_to_nat(cfg, arch)
-    except ConfigError:
-        nat = None
-    out_names = [names[c] for c in classes] if classes is not None else names
-    card = ModelCard(
-        name=path.stem,
-        onnx=report.to_dict(),
-        input={"shape": report.to_dict()["input_shape"], "layout": "NCHW", "dtype": "float32",
-               "resolution": arch.r, "channels": cfg.in_chans, "normalization": normalization},
-        arch=ArchInfo(space=cfg.name, arch=arch.to_dict(), genome=[int(g) for g in arch_to_genome(cfg, arch)], nat=nat,
-                      space_config=cfg.model_dump(mode="json")),
-        classes=ClassesInfo(num_outputs=subnet.num_classes, names=out_names, indices=classes),
-        costs=CostsInfo(macs=measure_macs(subnet, arch.r, cfg.in_chans), params=count_params(subnet)),
-        latency=latency,
-        predicted_latency=predicted,
-        accuracy=accuracy,
-        source=SourceInfo(supernet=None if supernet_path is None else str(supernet_path), supernet_sha256=supernet_sha256,
-                          front=None if front is None else str(front.get("path")),
-                          front_index=None if front is None else front.get("index"),
-                          front_metrics=None if front is None else dict(front.get("metrics") or {})),
-        extra=dict(extra or {}),
-    )
-    card_file = write_model_card(card, path)
+        try:
+            report = export_onnx(subnet, tmp_onnx, batch_size=batch_size, dynamic_batch=dynamic_batch, opset=opset,
+                                 atol=atol, images=check_images,
+                                 images_source=None if check_images is None else f"{len(check_images)} {data} {eval_split} images")
+        except ExportCheckError as e:  # name the destination, not the temporary file
+            raise ExportCheckError(str(e).replace(str(tmp_onnx), str(path))) from None
+        report.path = path
+        latency = None
+        if measure:
+            m = measure_latency(tmp_onnx, batch_size=batch_size, threads=threads, warmup=warmup, runs=runs)
+            latency = MeasuredLatency(median_ms=m.median_ms, p90_ms=m.p90_ms, std_ms=m.std_ms, runs=m.runs,
+                                      warmup=m.warmup, batch_size=batch_size, device=m.device, device_key=m.device.key)
+        predicted = None
+        if table is not None:
+            try:
+                ms = table.predict(arch, cfg, subnet.num_classes)
+            except LatencyTableError:  # a table built for the full classifier: charge that one
+                ms = table.predict(arch, cfg)
+            predicted = PredictedLatency(ms=ms, table=table.source or table.scheme, device_key=table.device.key)
+        try:
+            nat = arch_to_nat(cfg, arch)
+        except ConfigError:
+            nat = None
+        out_names = [names[c] for c in classes] if classes is not None else names
+        card = ModelCard(
+            name=path.stem,
+            onnx=report.to_dict(),
+            input={"shape": report.to_dict()["input_shape"], "layout": "NCHW", "dtype": "float32",
+                   "resolution": arch.r, "channels": cfg.in_chans, "normalization": normalization},
+            arch=ArchInfo(space=cfg.name, arch=arch.to_dict(), genome=[int(g) for g in arch_to_genome(cfg, arch)],
+                          nat=nat, space_config=cfg.model_dump(mode="json")),
+            classes=ClassesInfo(num_outputs=subnet.num_classes, names=out_names, indices=classes),
+            costs=CostsInfo(macs=measure_macs(subnet, arch.r, cfg.in_chans), params=count_params(subnet)),
+            latency=latency,
+            predicted_latency=predicted,
+            accuracy=accuracy,
+            source=SourceInfo(supernet=None if supernet_path is None else str(supernet_path),
+                              supernet_sha256=supernet_sha256,
+                              front=None if front is None else str(front.get("path")),
+                              front_index=None if front is None else front.get("index"),
+                              front_metrics=None if front is None else dict(front.get("metrics") or {})),
+            extra=dict(extra or {}),
+        )
+        _write_synced(tmp_card, model_card_json(card))
+        os.replace(tmp_onnx, path)
+        os.replace(tmp_card, final_card)  # the card last: it names the ONNX file's sha256
+        _fsync_dir(path.parent)
+    finally:
+        for tmp in (tmp_onnx, tmp_card):
+            tmp.unlink(missing_ok=True)
+    card_file = final_card
     return DeployResult(onnx_path=path, card_path=card_file, card=card, report=report, model=subnet)

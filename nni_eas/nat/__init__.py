@@ -16,20 +16,20 @@ a supernet is adapted.
 
 from __future__ import annotations
 
-from .archive import Archive, ArchiveRecord
-from .config import AdaptConfig, NATConfig, SurrogateConfig
-from .core import EVALUATIONS_FILE, STATE_FILE, LocalEvaluator, NATBatch, NATCore, select_diverse
+from .._lazy import lazy_exports
 
-__all__ = [
-    "AdaptConfig",
-    "Archive",
-    "ArchiveRecord",
-    "EVALUATIONS_FILE",
-    "LocalEvaluator",
-    "NATBatch",
-    "NATConfig",
-    "NATCore",
-    "STATE_FILE",
-    "SurrogateConfig",
-    "select_diverse",
-]
+_EXPORTS = {
+    'Archive': 'archive',
+    'ArchiveRecord': 'archive',
+    'AdaptConfig': 'config',
+    'NATConfig': 'config',
+    'SurrogateConfig': 'config',
+    'EVALUATIONS_FILE': 'core',
+    'STATE_FILE': 'core',
+    'LocalEvaluator': 'core',
+    'NATBatch': 'core',
+    'NATCore': 'core',
+    'select_diverse': 'core',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -62,6 +62,7 @@ _logger = logging.getLogger(__name__)
 STATE_FILE = "nat_state.json"
 EVALUATIONS_FILE = "evaluations.jsonl"
 STATE_FORMAT = "nni-eas-nat-state/1"
+_STATE_KEYS = ("space", "config", "step", "adaptations", "supernet", "archive", "history", "ref_min", "seconds")
 _NOT_METRICS = {"default", "archs", "seconds", "error", "supernet"}
 # settings a resumed run must share with the checkpoint (iterations may grow: a run can be extended)
 _FIXED = ("objectives", "budgets", "initial_archs", "archs_per_iteration", "algorithm", "pop_size", "generations",
@@ -661,12 +662,28 @@ class NATCore:
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         path = Path(path) if path is not None else self.workdir / STATE_FILE  # type: ignore[operator]
+        fix = "delete it to start the NAT run over, or choose another workdir (or resume=False)"
         try:
             state = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"cannot read NAT checkpoint {path}: {e}") from None
-        if state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{path}: not a NAT checkpoint (format {state.get('format')!r}, expected {STATE_FORMAT!r})")
+        except FileNotFoundError:
+            raise ConfigError(f"NAT state not found: {path} (expected a {STATE_FILE} written by nni-eas)") from None
+        except (OSError, ValueError) as e:  # truncated JSON, binary data (UnicodeDecodeError), a folder...
+            raise ConfigError(f"{path} is not a readable nni-eas NAT state (truncated or not written by nni-eas): "
+                              f"{type(e).__name__}: {e}; {fix}") from None
+        fmt = state.get("format") if isinstance(state, dict) else None
+        if fmt != STATE_FORMAT:
+            raise ConfigError(f"{path} is not an nni-eas NAT state (format {fmt!r}, expected {STATE_FORMAT!r}); {fix}")
+        missing = [k for k in _STATE_KEYS if k not in state]
+        if missing or not isinstance(state["config"], dict) or not isinstance(state["space"], dict):
+            raise ConfigError(f"{path} is an incomplete nni-eas NAT state (missing or malformed: "
+                              f"{', '.join(missing) or 'config/space'}); {fix}")
+        try:
+            self._restore(path, state)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            raise ConfigError(f"{path} is an inconsistent nni-eas NAT state ({type(e).__name__}: {e}); {fix}") from None
+        _logger.info("resumed NAT at step %d/%d (archive %d archs) from %s", self.step, len(self.plan), len(self.archive), path)
+
+    def _restore(self, path: Path, state: dict[str, Any]) -> None:
         mine = self.config.model_dump(mode="json")
         differ = [k for k in _FIXED if state["config"].get(k) != mine.get(k)]
         if differ:
@@ -685,7 +702,6 @@ class NATCore:
         self.seconds = float(state["seconds"])
         if self.step > len(self.plan):
             raise ConfigError(f"{path} is at step {self.step}, past this run's {len(self.plan)} steps (fewer iterations?)")
-        _logger.info("resumed NAT at step %d/%d (archive %d archs) from %s", self.step, len(self.plan), len(self.archive), path)
 
     def _append_log(self, record: Mapping[str, Any]) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
@@ -699,13 +715,38 @@ class NATCore:
         out: dict[int, dict[bytes, dict[str, Any]]] = {}
         if not path.is_file():
             return out
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"cannot read the NAT evaluation log {path}: {e.strerror or e}") from None
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
             try:
-                rec = json.loads(line)
+                rec = json.loads(line.decode("utf-8"))
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                # A crash can cut a record (a prefix of a JSON object, followed by the next run's
+                # records); anything else is not this log.
+                if line.lstrip().startswith(b'{"'):
+                    continue
+                raise ConfigError(f"{path} is not an nni-eas NAT evaluation log (line {n} is neither a JSON record nor "
+                                  f"one cut by a crash); delete it (measurements not yet checkpointed are taken again) "
+                                  "or choose another workdir") from None
+            try:
                 step = int(rec["step"])
-                key = self.layout.keys(np.asarray([rec["genome"]], dtype=np.int64))[0]
-            except (json.JSONDecodeError, KeyError, ValueError, TypeError):
-                continue  # a line cut by a crash
+                genome = np.asarray([rec["genome"]], dtype=np.int64)
+                if genome.shape != (1, self.layout.length) or (genome < self.layout.lower).any() \
+                        or (genome > self.layout.upper).any():
+                    raise ValueError(f"genome {rec['genome']} is not one of space {self.cfg.name!r}")
+                if not isinstance(rec.get("metrics"), dict):
+                    raise TypeError("no 'metrics' dict")
+                key = self.layout.keys(genome)[0]
+            except (KeyError, ValueError, TypeError, IndexError) as e:
+                raise ConfigError(f"{path} is not an nni-eas NAT evaluation log of this space (line {n}: expected a "
+                                  f"record with 'step', 'metrics' and a {self.layout.length}-gene 'genome'; "
+                                  f"{type(e).__name__}: {e}); "
+                                  "delete it (measurements not yet checkpointed are taken again) or choose another "
+                                  "workdir") from None
             if step >= self.step:
                 out.setdefault(step, {})[key] = rec
         return out

@@ -13,30 +13,27 @@ NAT's surrogates (:mod:`~nni_eas.predictors.surrogates`): :class:`RBFPredictor`,
 
 from __future__ import annotations
 
-from .base import Predictor, kendall_tau, regression_scores
-from .features import ENCODINGS, encode, feature_dim
-from .mlp import MLPPredictor, build_mlp
-from .ofa import OFAAccuracyPredictor, load_state_dict_file, ofa2_error_pct
-from .supernet import measure_accuracy_dataset
-from .surrogates import SURROGATES, AdaptiveSurrogate, GPPredictor, RBFPredictor, TreeEnsemblePredictor, make_surrogate
+from .._lazy import lazy_exports
 
-__all__ = [
-    "AdaptiveSurrogate",
-    "ENCODINGS",
-    "GPPredictor",
-    "RBFPredictor",
-    "SURROGATES",
-    "TreeEnsemblePredictor",
-    "make_surrogate",
-    "MLPPredictor",
-    "OFAAccuracyPredictor",
-    "Predictor",
-    "build_mlp",
-    "encode",
-    "feature_dim",
-    "kendall_tau",
-    "load_state_dict_file",
-    "measure_accuracy_dataset",
-    "ofa2_error_pct",
-    "regression_scores",
-]
+_EXPORTS = {
+    'Predictor': 'base',
+    'kendall_tau': 'base',
+    'regression_scores': 'base',
+    'ENCODINGS': 'features',
+    'encode': 'features',
+    'feature_dim': 'features',
+    'MLPPredictor': 'mlp',
+    'build_mlp': 'mlp',
+    'OFAAccuracyPredictor': 'ofa',
+    'load_state_dict_file': 'ofa',
+    'ofa2_error_pct': 'ofa',
+    'measure_accuracy_dataset': 'supernet',
+    'SURROGATES': 'surrogates',
+    'AdaptiveSurrogate': 'surrogates',
+    'GPPredictor': 'surrogates',
+    'RBFPredictor': 'surrogates',
+    'TreeEnsemblePredictor': 'surrogates',
+    'make_surrogate': 'surrogates',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,6 @@ from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import stats
 
 from ..encodings import archs_to_genomes
 from ..spaces.arch import Arch
@@ -28,6 +27,8 @@ __all__ = ["Predictor", "kendall_tau", "regression_scores"]
 
 def kendall_tau(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
     """Kendall's tau-b between measured and predicted values (scipy): 1 = same ranking."""
+    from scipy import stats
+
     tau = stats.kendalltau(np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)).statistic
     return float(tau) if np.isfinite(tau) else 0.0
 
@@ -35,6 +36,8 @@ def kendall_tau(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
 def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """Kendall's tau, Spearman's rho, RMSE and MAE of a prediction."""
     t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    from scipy import stats
+
     rho = stats.spearmanr(t, p).statistic
     return {"kendall_tau": kendall_tau(t, p), "spearman": float(rho) if np.isfinite(rho) else 0.0,
             "rmse": float(np.sqrt(np.mean((t - p) ** 2))), "mae": float(np.mean(np.abs(t - p))), "n": int(len(t))}

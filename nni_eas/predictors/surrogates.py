@@ -27,7 +27,6 @@ import numpy as np
 from ..config import ConfigError
 from ..spaces.config import OFAMobileNetV3Config
 from .base import Predictor, kendall_tau
-from .mlp import MLPPredictor
 
 __all__ = [
     "RBFPredictor",
@@ -208,6 +207,12 @@ class TreeEnsemblePredictor(_Standardised):
 # ------------------------------------------------------------------------------------------------
 # registry
 # ------------------------------------------------------------------------------------------------
+def _mlp(seed: int) -> Predictor:
+    from .mlp import MLPPredictor  # torch: imported when an MLP surrogate is built, not with the registry
+
+    return MLPPredictor(hidden=(64, 64), encoding="onehot", epochs=150, lr=3e-3, batch_size=32, seed=seed)
+
+
 SURROGATES: dict[str, Callable[[int], Predictor]] = {
     "rbf": lambda seed: RBFPredictor(),
     "gp": lambda seed: GPPredictor(seed=seed),
@@ -215,7 +220,7 @@ SURROGATES: dict[str, Callable[[int], Predictor]] = {
     "extra": lambda seed: TreeEnsemblePredictor("extra", seed=seed),
     "gbdt": lambda seed: TreeEnsemblePredictor("gbdt", seed=seed),
     # small and quick: NAT refits every iteration, several times for cross-validation
-    "mlp": lambda seed: MLPPredictor(hidden=(64, 64), encoding="onehot", epochs=150, lr=3e-3, batch_size=32, seed=seed),
+    "mlp": lambda seed: _mlp(seed),
 }
 
 

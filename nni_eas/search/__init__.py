@@ -12,67 +12,49 @@
 
 from __future__ import annotations
 
-from .algorithms import ALGORITHMS, make_algorithm, reference_directions
-from .config import SearchConfig, build_driver, build_emo_driver
-from .core import SearchCore
-from .decision import best_for_budget, high_tradeoff_points, knee_point, pseudo_weights_choice
-from .driver import Batch, SearchDriver, SearchResult
-from .evaluators import (
-    CostEvaluator,
-    FunctionEvaluator,
-    LatencyEvaluator,
-    LatencyModel,
-    MeasuredLatencyEvaluator,
-    MetricEvaluator,
-    PredictorEvaluator,
-    SupernetEvaluator,
-)
-from .front import Front, FrontEntry
-from .genome import GenomeLayout, canonical_genomes, random_genomes
-from .objectives import OBJECTIVES, Budget, Objective, parse_budgets, parse_objectives
-from .operators import GenomeCrossover, GenomeDuplicateElimination, GenomeMutation, GenomeRepair, GenomeSampling
-from .problem import ArchProblem
-from .subnet_eval import EvaluationConfig, SubnetEvaluation
+from .._lazy import lazy_exports
 
-__all__ = [
-    "ALGORITHMS",
-    "ArchProblem",
-    "Batch",
-    "Budget",
-    "CostEvaluator",
-    "EvaluationConfig",
-    "Front",
-    "FrontEntry",
-    "FunctionEvaluator",
-    "GenomeCrossover",
-    "GenomeDuplicateElimination",
-    "GenomeLayout",
-    "GenomeMutation",
-    "GenomeRepair",
-    "GenomeSampling",
-    "LatencyEvaluator",
-    "LatencyModel",
-    "MeasuredLatencyEvaluator",
-    "MetricEvaluator",
-    "OBJECTIVES",
-    "Objective",
-    "PredictorEvaluator",
-    "SearchConfig",
-    "SearchCore",
-    "SearchDriver",
-    "SearchResult",
-    "SubnetEvaluation",
-    "SupernetEvaluator",
-    "best_for_budget",
-    "build_driver",
-    "build_emo_driver",
-    "canonical_genomes",
-    "high_tradeoff_points",
-    "knee_point",
-    "make_algorithm",
-    "parse_budgets",
-    "parse_objectives",
-    "pseudo_weights_choice",
-    "random_genomes",
-    "reference_directions",
-]
+_EXPORTS = {
+    'ALGORITHMS': 'algorithms',
+    'make_algorithm': 'algorithms',
+    'reference_directions': 'algorithms',
+    'SearchConfig': 'config',
+    'build_driver': 'config',
+    'build_emo_driver': 'config',
+    'EvaluationConfig': 'config',
+    'SearchCore': 'core',
+    'best_for_budget': 'decision',
+    'high_tradeoff_points': 'decision',
+    'knee_point': 'decision',
+    'pseudo_weights_choice': 'decision',
+    'Batch': 'driver',
+    'SearchDriver': 'driver',
+    'SearchResult': 'driver',
+    'CostEvaluator': 'evaluators',
+    'FunctionEvaluator': 'evaluators',
+    'LatencyEvaluator': 'evaluators',
+    'LatencyModel': 'evaluators',
+    'MeasuredLatencyEvaluator': 'evaluators',
+    'MetricEvaluator': 'evaluators',
+    'PredictorEvaluator': 'evaluators',
+    'SupernetEvaluator': 'evaluators',
+    'Front': 'front',
+    'FrontEntry': 'front',
+    'GenomeLayout': 'genome',
+    'canonical_genomes': 'genome',
+    'random_genomes': 'genome',
+    'OBJECTIVES': 'objectives',
+    'Budget': 'objectives',
+    'Objective': 'objectives',
+    'parse_budgets': 'objectives',
+    'parse_objectives': 'objectives',
+    'GenomeCrossover': 'operators',
+    'GenomeDuplicateElimination': 'operators',
+    'GenomeMutation': 'operators',
+    'GenomeRepair': 'operators',
+    'GenomeSampling': 'operators',
+    'ArchProblem': 'problem',
+    'SubnetEvaluation': 'subnet_eval',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,20 +7,21 @@ benchmark all build their search through it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config import ConfigError, StrictModel, validate
 from ..spaces.config import OFAMobileNetV3Config
-from .algorithms import make_algorithm
-from .driver import SearchDriver
-from .evaluators import MetricEvaluator
 from .objectives import OBJECTIVES, BudgetsField, parse_objectives
-from .problem import ArchProblem
 
-__all__ = ["SearchConfig", "build_driver", "build_emo_driver", "emo_evaluators"]
+if TYPE_CHECKING:  # the builders import pymoo and torch; the config models need neither
+    from .driver import SearchDriver
+    from .evaluators import MetricEvaluator
+
+__all__ = ["SearchConfig", "EvaluationConfig", "build_driver", "build_emo_driver", "emo_evaluators"]
 
 
 class SearchConfig(StrictModel):
@@ -50,12 +51,49 @@ class SearchConfig(StrictModel):
             raise ValueError(str(e)) from None
         return v
 
+    @model_validator(mode="after")
+    def _nsga3_objectives(self) -> "SearchConfig":
+        if self.algorithm == "nsga3" and len(self.objectives) < 3:
+            raise ValueError(f"algorithm nsga3 is for 3 or more objectives; got {self.objectives} "
+                             "(use nsga2 or smsemoa for two)")
+        return self
+
     def planned_evaluations(self) -> int:
         """Subnet evaluations of a full run (what an nnictl experiment's trials must cover)."""
-        return self.pop_size + (self.generations - 1) * (self.n_offsprings or self.pop_size)
+        return sum(self.planned_batch_sizes())
+
+    def planned_batch_sizes(self) -> list[int]:
+        """Evaluations of every generation: the population, then the offspring."""
+        return [self.pop_size] + [self.n_offsprings or self.pop_size] * (self.generations - 1)
 
 
 SearchLike = Union[SearchConfig, Mapping[str, Any]]
+
+
+class EvaluationConfig(StrictModel):
+    """How subnets are measured (the ``evaluation`` section of strategies and tuners)."""
+
+    supernet: str = Field(description="path of the trained supernet (nni_eas.checkpoint.save_supernet)")
+    dataset: str = "digits"
+    calib_split: str = "train"
+    val_split: str = "val"
+    calib_images: int = Field(default=500, gt=0)
+    val_images: int | None = Field(default=None, gt=0)
+    resolution: int | None = Field(default=None, gt=0, description="data resolution (default: largest of the space)")
+    batch_size: int = Field(default=256, gt=0)
+    latency: Literal["none", "measured"] | str = "none"
+    latency_repeats: int = Field(default=5, gt=0)
+    convention: Literal["ofa", "nat"] = "ofa"
+    classes: list[int] | None = None
+    threads: int | None = Field(default=None, gt=0)
+
+    def resolved(self, base: str | os.PathLike | None = None) -> "EvaluationConfig":
+        """Copy with ``supernet`` (and a latency table path) made absolute against ``base``."""
+        base = Path(base or os.getcwd())
+        changes: dict[str, Any] = {"supernet": str((base / Path(self.supernet).expanduser()).resolve())}
+        if self.latency not in ("none", "measured"):
+            changes["latency"] = str((base / Path(self.latency).expanduser()).resolve())
+        return self.model_copy(update=changes)
 
 
 def build_driver(search: SearchLike, cfg: OFAMobileNetV3Config, evaluators: Sequence[MetricEvaluator] = (), *,
@@ -66,11 +104,12 @@ def build_driver(search: SearchLike, cfg: OFAMobileNetV3Config, evaluators: Sequ
     Metrics the ``evaluators`` do not provide (usually ``top1``) are measured outside the
     driver (trials) and handed to :meth:`SearchDriver.report`.
     """
+    from .algorithms import make_algorithm
+    from .driver import SearchDriver
+    from .problem import ArchProblem
+
     sc = search if isinstance(search, SearchConfig) else validate(SearchConfig, search, "search")
     problem = ArchProblem(cfg, sc.objectives, evaluators, sc.budgets)
-    if sc.algorithm == "nsga3" and problem.n_obj < 3:
-        raise ConfigError(f"search.algorithm nsga3 is for 3 or more objectives; got {sc.objectives} "
-                          "(use nsga2 or smsemoa for two)")
     algorithm = make_algorithm(sc.algorithm, cfg, pop_size=sc.pop_size, n_obj=problem.n_obj,
                                n_offsprings=sc.n_offsprings, crossover=sc.crossover, crossover_prob=sc.crossover_prob,
                                mutation_prob=sc.mutation_prob, extremes=sc.extremes, n_partitions=sc.n_partitions)
@@ -88,7 +127,7 @@ def emo_evaluators(cfg: OFAMobileNetV3Config, evaluation: Any | None = None) -> 
     """In-process evaluators of an NNI-driven search: analytic MACs/params always, latency too
     when it comes from a lookup table; accuracy (and measured latency) come from trials."""
     from .evaluators import CostEvaluator, LatencyEvaluator
-    from .subnet_eval import EvaluationConfig, load_latency_model
+    from .subnet_eval import load_latency_model
 
     ev = None if evaluation is None else (evaluation if isinstance(evaluation, EvaluationConfig)
                                           else validate(EvaluationConfig, evaluation, "evaluation"))

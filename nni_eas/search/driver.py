@@ -48,6 +48,8 @@ _logger = logging.getLogger(__name__)
 STATE_FILE = "search_state.npz"
 EVALUATIONS_FILE = "evaluations.jsonl"
 STATE_FORMAT = "nni-eas-search-state/1"
+_STATE_KEYS = ("signature", "generation", "n_iter", "n_eval", "n_evals", "n_failed", "seconds", "terminated", "rng",
+               "hv_history", "ref_min", "archive")
 
 _NOT_METRICS = {"default", "archs", "seconds", "error"}  # bookkeeping keys of NNI metric dicts
 
@@ -554,17 +556,36 @@ class SearchDriver:
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         """Restore the state written by :meth:`save_checkpoint` (arrays only: nothing is unpickled)."""
         path = Path(path) if path is not None else self.workdir / STATE_FILE  # type: ignore[operator]
+        fix = "delete it to start the search over, or choose another workdir (or resume=False)"
+        if not path.is_file():
+            raise ConfigError(f"search state not found: {path} (expected a {STATE_FILE} written by nni-eas)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read search checkpoint {path}: {e}") from None
-        state = json.loads(str(arrays.pop("state")))
-        if state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{path}: not a search checkpoint (format {state.get('format')!r})")
+        except Exception as e:  # BadZipFile, EOFError, a pickle or a plain .npy, an unreadable file...
+            raise ConfigError(f"{path} is not a readable nni-eas search state (truncated or not written by nni-eas): "
+                              f"{type(e).__name__}: {e}; {fix}") from None
+        try:
+            state = json.loads(str(arrays.pop("state")))
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"{path} is not an nni-eas search state (expected an npz with a JSON 'state' entry; "
+                              f"{type(e).__name__}: {e}); {fix}") from None
+        fmt = state.get("format") if isinstance(state, dict) else None
+        if fmt != STATE_FORMAT:
+            raise ConfigError(f"{path} is not an nni-eas search state (format {fmt!r}, expected {STATE_FORMAT!r}); {fix}")
+        missing = [k for k in _STATE_KEYS if k not in state]
+        if missing:
+            raise ConfigError(f"{path} is an incomplete nni-eas search state (missing {', '.join(missing)}); {fix}")
         if state["signature"] != self._signature():
             raise ConfigError(f"{path} belongs to another search: checkpoint {state['signature']}, "
                               f"this search {self._signature()}; use another workdir or resume=False")
+        try:
+            self._restore(state, arrays)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            raise ConfigError(f"{path} is an inconsistent nni-eas search state ({type(e).__name__}: {e}); {fix}") from None
+        _logger.info("resumed %s at generation %d/%d from %s", self.name, self.generation, self.n_gen, path)
+
+    def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         algo = self.algorithm
         if "pop_X" in arrays:
             n = len(arrays["pop_X"])
@@ -608,7 +629,6 @@ class SearchDriver:
         if "fh_values" in arrays:
             for g in range(self.generation):
                 self.front_history.append(arrays["fh_values"][arrays["fh_gen"] == g])
-        _logger.info("resumed %s at generation %d/%d from %s", self.name, self.generation, self.n_gen, path)
 
     def _append_log(self, record: Mapping[str, Any] | None) -> None:
         if record is None:

@@ -21,37 +21,12 @@ from pydantic import Field
 
 from ..config import ConfigError, StrictModel, validate
 from ..encodings import genomes_to_archs
+from .config import EvaluationConfig
 from .evaluators import CostEvaluator, LatencyEvaluator, MeasuredLatencyEvaluator, SupernetEvaluator
 
 __all__ = ["EvaluationConfig", "SubnetEvaluation", "load_eval_data", "load_latency_model"]
 
 _logger = logging.getLogger(__name__)
-
-
-class EvaluationConfig(StrictModel):
-    """How subnets are measured (the ``evaluation`` section of strategies and tuners)."""
-
-    supernet: str = Field(description="path of the trained supernet (nni_eas.checkpoint.save_supernet)")
-    dataset: str = "digits"
-    calib_split: str = "train"
-    val_split: str = "val"
-    calib_images: int = Field(default=500, gt=0)
-    val_images: int | None = Field(default=None, gt=0)
-    resolution: int | None = Field(default=None, gt=0, description="data resolution (default: largest of the space)")
-    batch_size: int = Field(default=256, gt=0)
-    latency: Literal["none", "measured"] | str = "none"
-    latency_repeats: int = Field(default=5, gt=0)
-    convention: Literal["ofa", "nat"] = "ofa"
-    classes: list[int] | None = None
-    threads: int | None = Field(default=None, gt=0)
-
-    def resolved(self, base: str | os.PathLike | None = None) -> "EvaluationConfig":
-        """Copy with ``supernet`` (and a latency table path) made absolute against ``base``."""
-        base = Path(base or os.getcwd())
-        changes: dict[str, Any] = {"supernet": str((base / Path(self.supernet).expanduser()).resolve())}
-        if self.latency not in ("none", "measured"):
-            changes["latency"] = str((base / Path(self.latency).expanduser()).resolve())
-        return self.model_copy(update=changes)
 
 
 def _digits_fallback(split: str, resolution: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:

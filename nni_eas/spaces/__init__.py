@@ -6,35 +6,25 @@ imported lazily, so that ``import nni_eas.spaces`` does not import NNI.
 
 from __future__ import annotations
 
-from typing import Any
+from .._lazy import lazy_exports
 
-from .arch import Arch, active_slots, canonical_arch, max_arch, min_arch, sample_arch, validate_arch
-from .config import OFAMobileNetV3Config, list_presets, load_space_config
-from .ofa_mbv3 import MobileNetV3Subnet, OFAMobileNetV3, build_subnet, resize_input, to_timm
-
-__all__ = [
-    "Arch",
-    "MobileNetV3Subnet",
-    "OFAMobileNetV3",
-    "OFAMobileNetV3Config",
-    "OFAMobileNetV3Space",
-    "active_slots",
-    "build_subnet",
-    "canonical_arch",
-    "list_presets",
-    "load_space_config",
-    "max_arch",
-    "min_arch",
-    "resize_input",
-    "sample_arch",
-    "to_timm",
-    "validate_arch",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("OFAMobileNetV3Space",):
-        from . import nni_space
-
-        return getattr(nni_space, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_EXPORTS = {
+    'Arch': 'arch',
+    'active_slots': 'arch',
+    'canonical_arch': 'arch',
+    'max_arch': 'arch',
+    'min_arch': 'arch',
+    'sample_arch': 'arch',
+    'validate_arch': 'arch',
+    'OFAMobileNetV3Config': 'config',
+    'list_presets': 'config',
+    'load_space_config': 'config',
+    'MobileNetV3Subnet': 'ofa_mbv3',
+    'OFAMobileNetV3': 'ofa_mbv3',
+    'build_subnet': 'ofa_mbv3',
+    'resize_input': 'ofa_mbv3',
+    'to_timm': 'ofa_mbv3',
+    'OFAMobileNetV3Space': 'nni_space',
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

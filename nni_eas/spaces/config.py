@@ -14,11 +14,22 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
 from pydantic import Field, field_validator, model_validator
-from timm.layers import make_divisible
 
 from ..config import ConfigError, StrictModel, load_preset
 
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+    """Round ``value`` to a multiple of ``divisor``, never more than 10 % below it.
+
+    The channel rule of MobileNet / OFA and timm's ``timm.layers.make_divisible`` (the tests check
+    they agree). Defined here so a space config is costed without importing timm or torch.
+    """
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < round_limit * value else rounded)
+
+
 __all__ = [
+    "make_divisible",
     "OFAMobileNetV3Config",
     "StageConfig",
     "list_presets",
@@ -170,7 +181,7 @@ class OFAMobileNetV3Config(StrictModel):
         return self.num_stages * self.max_depth
 
     def divisible(self, channels: float) -> int:
-        return int(make_divisible(channels, self.channel_divisor))
+        return make_divisible(channels, self.channel_divisor)
 
     def scaled(self, channels: int, width: float) -> int:
         """Channels of a layer with base width ``channels`` at width multiplier ``width``."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
-from ..eas.config import eas_config
+from ..preflight import check_tuner_args
 from ..spaces.config import OFAMobileNetV3Config
 from .base import SearchStrategy
 
@@ -34,7 +34,8 @@ class EAS(SearchStrategy):
 
     def __init__(self, *, workdir: str | Path | None = None, resume: bool = True, **eas: Any):
         super().__init__(workdir=workdir, resume=resume)
-        self.eas = eas_config(eas, type(self).__name__)
+        # the same checks as nnictl's EASTuner: recipe, dataset, classes, budgets, before anything runs
+        self.eas = check_tuner_args("eas", eas, None, type(self).__name__).config
         self._space: OFAMobileNetV3Config | None = None
 
     def extra_repr(self) -> str:
@@ -48,7 +49,7 @@ class EAS(SearchStrategy):
 
                 self._space = load_supernet(self.eas.supernet)[0].config
             else:
-                from ..eas.core import space_of_recipe
+                from ..eas.plan import space_of_recipe
 
                 self._space = space_of_recipe(self.eas.recipe)[0]
         return self._space

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import validate
-from ..search.config import SearchConfig, build_emo_driver
+from ..preflight import check_tuner_args
+from ..search.config import SearchConfig
 from ..spaces.config import OFAMobileNetV3Config
 from .base import SearchStrategy
 
@@ -43,13 +44,20 @@ class MultiObjectiveStrategy(SearchStrategy):
         super().__init__(workdir=workdir, resume=resume)
         self.search = validate(SearchConfig, {"algorithm": self.algorithm, **search}, type(self).__name__)
         self.evaluation = dict(evaluation) if evaluation is not None else None
+        self._search_args = search
+        if self.evaluation is not None:  # the same checks as nnictl's tuners, before anything runs
+            check_tuner_args(self.algorithm, {"evaluation": self.evaluation, **search}, None, type(self).__name__)
 
     def extra_repr(self) -> str:
         s = self.search
         return f"pop_size={s.pop_size}, generations={s.generations}, objectives={s.objectives}"
 
     def build_core(self, cfg: OFAMobileNetV3Config, workdir: Path | None):
+        from ..search.config import build_emo_driver
+
         evaluation = self.evaluation or self.evaluation_config()
+        if self.evaluation is None and evaluation is not None:
+            check_tuner_args(self.algorithm, {"evaluation": evaluation, **self._search_args}, None, type(self).__name__)
         return build_emo_driver(self.search, cfg, evaluation, workdir=workdir, resume=self.resume)
 
 

@@ -22,7 +22,8 @@ from typing import Any, Mapping
 
 from ..config import ConfigError, validate
 from ..nat.config import NATConfig
-from ..search.subnet_eval import EvaluationConfig
+from ..preflight import check_tuner_args
+from ..search.config import EvaluationConfig
 from ..spaces.config import OFAMobileNetV3Config
 from .base import SearchStrategy, subnet_evaluator
 
@@ -45,6 +46,9 @@ class NAT(SearchStrategy):
         super().__init__(workdir=workdir, resume=resume)
         self.nat = validate(NATConfig, nat, type(self).__name__)
         self.evaluation = dict(evaluation) if evaluation is not None else None
+        self._nat_args = nat
+        if self.evaluation is not None:  # the same checks as nnictl's tuners, before anything runs
+            check_tuner_args("nat", {"evaluation": self.evaluation, **nat}, None, type(self).__name__)
         self._base: EvaluationConfig | None = None
 
     def extra_repr(self) -> str:
@@ -60,6 +64,8 @@ class NAT(SearchStrategy):
                 raise ConfigError("NAT needs the source supernet and the target dataset: use "
                                   "subnet_evaluator({'supernet': ..., 'dataset': ...}) as the experiment's evaluator "
                                   "or NAT(evaluation={...})")
+            if self.evaluation is None:
+                check_tuner_args("nat", {"evaluation": dict(evaluation), **self._nat_args}, None, type(self).__name__)
             self._base = validate(EvaluationConfig, dict(evaluation), "evaluation").resolved()
         return NATCore(cfg, self.nat, self._base, workdir=workdir, resume=self.resume, on_ask=self._point_trials)
 

@@ -14,28 +14,38 @@ Why batches: a trial process re-imports torch and NNI and reloads the supernet (
 while measuring one small subnet takes well under a second; ``archs_per_trial`` amortises the
 start-up over many archs.
 
-Subclasses implement :meth:`SearchTuner.build_core` (see :mod:`nni_eas.search.core`).
+Subclasses set :attr:`SearchTuner.kind` (how :mod:`nni_eas.preflight` validates their
+``classArgs``) and implement :meth:`SearchTuner.build_core` (see :mod:`nni_eas.search.core`).
+
+Start-up: NNI's manager gives the dispatcher process 10 s to construct the tuner and connect. The
+constructor therefore only validates (:func:`nni_eas.preflight.check_tuner_args`: no torch,
+Lightning, timm or pymoo is imported); the core, which needs them, is built on the first request
+for trials, after the connection. A config error found in the constructor is sent to the
+manager (:func:`report_startup_error`), which ends the experiment in ERROR at once, and then
+raised; an error inside a tuner callback is reported the same way (:func:`report_runtime_error`)
+instead of leaving the experiment RUNNING with a dead dispatcher.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
-import math
 import os
 import sys
+import threading
 from collections import deque
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from nni.tuner import Tuner
 
-from ..config import ConfigError, validate
-from ..search.subnet_eval import EvaluationConfig
+from ..config import ConfigError
+from ..preflight import TunerPlan, check_tuner_args
 from ..spaces.config import OFAMobileNetV3Config
 
-__all__ = ["SearchTuner", "experiment_params"]
+__all__ = ["SearchTuner", "experiment_params", "report_startup_error", "report_runtime_error"]
 
 _logger = logging.getLogger(__name__)
 
@@ -53,29 +63,103 @@ def experiment_params(argv: list[str] | None = None) -> dict[str, Any]:
     return {}
 
 
+def report_startup_error(message: str, timeout: float = 5.0) -> bool:
+    """Tell NNI's manager that this tuner cannot start, so the experiment ends in ERROR at once
+    (instead of "Tuner did not connect in 10 seconds"). Returns whether it was delivered.
+
+    The manager registers its error listener only after the tuner connected and was sent
+    Initialize, so this connects, waits for that command, then sends the error. NNI 3.0's
+    manager logs the text (``nnimanager.log``: "Dispatcher error: ...") and shows a fixed
+    "Dispatcher stream error" in the experiment's status; ``nni-eas nnictl`` prints the text.
+    """
+    url = os.environ.get("NNI_TUNER_COMMAND_CHANNEL")
+    if not url or url.startswith("ws://_unittest_"):
+        return False
+    delivered = threading.Event()
+
+    def send() -> None:
+        from nni.runtime.tuner_command_channel.channel import TunerCommandChannel
+        from nni.runtime.tuner_command_channel.command_type import CommandType
+
+        channel = TunerCommandChannel(url)
+        try:
+            channel.connect()
+            channel._receive()  # Initialize
+            channel._send(CommandType.Error, message)
+            delivered.set()
+            channel.disconnect()
+        except Exception as e:  # pragma: no cover - the manager went away
+            _logger.warning("could not report the error to NNI's manager: %s", e)
+
+    worker = threading.Thread(target=send, daemon=True, name="nni-eas-report-error")
+    worker.start()
+    worker.join(timeout)
+    return delivered.is_set()
+
+
+def report_runtime_error(message: str) -> bool:
+    """Report an error raised inside a tuner callback to NNI's manager (experiment -> ERROR).
+
+    NNI 3.0's dispatcher stops on such an error without telling the manager, which then shows
+    the experiment RUNNING forever. Callbacks run in the dispatcher's command-queue worker
+    thread, whose target is a bound method of the dispatcher: that is how it is found here.
+    """
+    target = getattr(threading.current_thread(), "_target", None)
+    dispatcher = getattr(target, "__self__", None)
+    if dispatcher is None or not callable(getattr(dispatcher, "report_error", None)):
+        return False
+    dispatcher.report_error(message)
+    return True
+
+
+def _reported(method: Callable) -> Callable:
+    """Tuner callback that reports its exception to NNI's manager before raising it."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:
+            if not getattr(e, "_nni_eas_reported", False):
+                report_runtime_error(f"{type(self).__name__}.{method.__name__}: {type(e).__name__}: {e}")
+                try:
+                    e._nni_eas_reported = True  # type: ignore[attr-defined]
+                except AttributeError:  # pragma: no cover
+                    pass
+            raise
+
+    return wrapper
+
+
 class SearchTuner(Tuner):
     """Drive a search core from an nnictl experiment; ``archs_per_trial`` archs per trial.
 
-    Args:
-        evaluation: :class:`~nni_eas.search.EvaluationConfig` fields; ``supernet`` (and a latency
-            table) may be relative to the tuner's ``codeDirectory``.
-        archs_per_trial: archs measured by one trial process.
-        workdir: checkpoints and results (default: ``<experiment dir>/nni_eas``).
-        resume: continue from ``workdir``'s checkpoint (``nnictl resume``).
+    ``classArgs`` (validated by :func:`nni_eas.preflight.check_tuner_args` for :attr:`kind`):
+
+    * ``evaluation``: :class:`~nni_eas.search.EvaluationConfig` fields; ``supernet`` (and a
+      latency table) may be relative to the tuner's ``codeDirectory``;
+    * ``archs_per_trial``: archs measured by one trial process;
+    * ``workdir``: checkpoints and results (default: ``<experiment dir>/nni_eas``);
+    * ``resume``: continue from ``workdir``'s checkpoint (``nnictl resume``);
+    * the algorithm's own settings (``SearchConfig``, ``NATConfig`` or ``EASConfig`` fields).
     """
 
-    def __init__(self, evaluation: Mapping[str, Any] | None, archs_per_trial: int = 1, workdir: str | None = None,
-                 resume: bool = True):
+    kind: str = ""
+
+    def __init__(self, **class_args: Any):
         super().__init__()
-        if int(archs_per_trial) < 1:
-            raise ConfigError(f"archs_per_trial must be >= 1, got {archs_per_trial}")
         # NNI starts the tuner in the experiment's log folder: relative paths mean codeDirectory
         base = self.code_directory()
-        self.evaluation = (None if evaluation is None else  # None: the subclass builds its own core (EAS)
-                           validate(EvaluationConfig, dict(evaluation), "tuner classArgs.evaluation").resolved(base))
-        self.archs_per_trial = int(archs_per_trial)
+        try:
+            self.plan: TunerPlan = check_tuner_args(self.kind, class_args, base, f"{type(self).__name__} classArgs")
+        except ConfigError as e:
+            report_startup_error(str(e))
+            raise
+        self.evaluation = self.plan.evaluation
+        self.archs_per_trial = self.plan.archs_per_trial
+        workdir = self.plan.workdir
         self.workdir = (Path(base) / workdir).resolve() if workdir else self._default_workdir()
-        self.resume = resume
+        self.resume = self.plan.resume
         self.core: Any = None
         self._batch: Any = None
         self._queue: deque = deque()          # (batch, [indices]) chunks still to hand out
@@ -110,9 +194,7 @@ class SearchTuner(Tuner):
 
     def planned_trials(self) -> int:
         """Trials of a complete run: each batch is split into ``archs_per_trial`` chunks."""
-        core = self._ensure_core()
-        sizes = core.planned_batch_sizes() if hasattr(core, "planned_batch_sizes") else [core.planned_evaluations()]
-        return sum(math.ceil(n / self.archs_per_trial) for n in sizes)
+        return self.plan.planned_trials
 
     def _check_trial_budget(self) -> None:
         planned = self.planned_trials()
@@ -127,6 +209,7 @@ class SearchTuner(Tuner):
     def update_search_space(self, search_space: Any) -> None:
         """The space comes from the supernet checkpoint; NNI's search space is informative only."""
 
+    @_reported
     def generate_multiple_parameters(self, parameter_id_list: list[int], **kwargs: Any) -> list[dict]:
         self._send = kwargs.get("st_callback", self._send)
         self._ensure_core()
@@ -147,6 +230,7 @@ class SearchTuner(Tuner):
             raise nni.NoMoreTrialError("waiting for the current generation's results")
         return params[0]
 
+    @_reported
     def receive_trial_result(self, parameter_id: int, parameters: Any, value: Any, **kwargs: Any) -> None:
         entry = self._inflight.pop(parameter_id, None)
         if entry is None:
@@ -166,6 +250,7 @@ class SearchTuner(Tuner):
                     self.core.report(batch, i, None, error=str(r.get("error") if isinstance(r, Mapping) else r))
         self._after_result(batch)
 
+    @_reported
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         entry = self._inflight.pop(parameter_id, None)
         if entry is None:

@@ -9,10 +9,8 @@ relative to the tuner's ``codeDirectory``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ..eas.config import eas_config
 from .base import SearchTuner
 
 __all__ = ["EASTuner"]
@@ -21,13 +19,12 @@ __all__ = ["EASTuner"]
 class EASTuner(SearchTuner):
     """Train once, specialize every scenario (see :mod:`nni_eas.eas`)."""
 
-    def __init__(self, workdir: str | None = None, resume: bool = True, **eas: Any):
-        base = Path(self.code_directory())
-        for key in ("supernet", "latency_table"):
-            if eas.get(key):
-                eas[key] = str((base / Path(eas[key]).expanduser()).resolve())
-        self.eas = eas_config(eas, "tuner classArgs")
-        super().__init__(None, archs_per_trial=1, workdir=workdir, resume=resume)
+    kind = "eas"
+
+    @property
+    def eas(self):
+        """The validated :class:`~nni_eas.eas.EASConfig` (paths absolute)."""
+        return self.plan.config
 
     def _ensure_core(self) -> Any:
         if self.core is None:

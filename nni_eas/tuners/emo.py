@@ -17,10 +17,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
 
-from ..config import validate
-from ..search.config import SearchConfig, build_emo_driver
 from ..spaces.config import OFAMobileNetV3Config
 from .base import SearchTuner
 
@@ -30,24 +27,26 @@ __all__ = ["MultiObjectiveTuner", "NSGA2Tuner", "SMSEMOATuner", "NSGA3Tuner"]
 class MultiObjectiveTuner(SearchTuner):
     """A pymoo EMO search as an nnictl tuner; other ``classArgs`` are :class:`SearchConfig` fields."""
 
-    algorithm = "nsga2"
+    kind = "nsga2"
 
-    def __init__(self, evaluation: Mapping[str, Any], archs_per_trial: int = 1, workdir: str | None = None,
-                 resume: bool = True, **search: Any):
-        self.search = validate(SearchConfig, {"algorithm": self.algorithm, **search}, "tuner classArgs")
-        super().__init__(evaluation, archs_per_trial=archs_per_trial, workdir=workdir, resume=resume)
+    @property
+    def search(self):
+        """The validated :class:`~nni_eas.search.SearchConfig`."""
+        return self.plan.config
 
     def build_core(self, cfg: OFAMobileNetV3Config, workdir: Path):
+        from ..search.config import build_emo_driver
+
         return build_emo_driver(self.search, cfg, self.evaluation, workdir=workdir, resume=self.resume)
 
 
 class NSGA2Tuner(MultiObjectiveTuner):
-    algorithm = "nsga2"
+    kind = "nsga2"
 
 
 class SMSEMOATuner(MultiObjectiveTuner):
-    algorithm = "smsemoa"
+    kind = "smsemoa"
 
 
 class NSGA3Tuner(MultiObjectiveTuner):
-    algorithm = "nsga3"
+    kind = "nsga3"

@@ -10,10 +10,8 @@ supernet adaptation step (a trial with a learning curve). ``classArgs`` other th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from ..config import validate
-from ..nat.config import NATConfig
 from ..spaces.config import OFAMobileNetV3Config
 from .base import SearchTuner
 
@@ -23,10 +21,12 @@ __all__ = ["NATTuner"]
 class NATTuner(SearchTuner):
     """Neural architecture transfer driven by nnictl (see :mod:`nni_eas.nat`)."""
 
-    def __init__(self, evaluation: Mapping[str, Any], archs_per_trial: int = 1, workdir: str | None = None,
-                 resume: bool = True, **nat: Any):
-        self.nat = validate(NATConfig, nat, "tuner classArgs")
-        super().__init__(evaluation, archs_per_trial=archs_per_trial, workdir=workdir, resume=resume)
+    kind = "nat"
+
+    @property
+    def nat(self):
+        """The validated :class:`~nni_eas.nat.NATConfig`."""
+        return self.plan.config
 
     def build_core(self, cfg: OFAMobileNetV3Config, workdir: Path):
         from ..nat.core import NATCore
