@@ -704,7 +704,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("eas", formatter_class=_Formatter,
                        help="specialize scenarios instantly with a trained EAS generator",
                        description="Answer deployment scenarios with a trained generator (one forward pass) and "
-                                   "export each subnet: task-BN recalibration, task-restricted classifier, ONNX "
+                                   "export each subnet: BN recalibration mode decided on the validation split, "
+                                   "task-restricted classifier, ONNX "
                                    "checked against PyTorch, model card. Example:\n  nni-eas eas --supernet "
                                    "runs/demo/eas/supernet/supernet.pt --generator runs/demo/eas/generator/generator.pt "
                                    "--classes 0,1 --macs 2M -o zero_one.onnx")
@@ -774,12 +775,14 @@ def cmd_eas(args) -> int:
         from .export.deploy import deploy_subnet
 
         dep = deploy_subnet(supernet, arch, args.output, classes=list(scenario.classes), class_names=names,
-                            data=args.data or info["meta"].get("dataset"), runs=args.runs, task_calibration=True,
+                            data=args.data or info["meta"].get("dataset"), runs=args.runs, bn="auto",
                             supernet_path=args.supernet, supernet_sha256=info["sha256"], atol=1e-3,
                             extra={"budget": scenario.budgets, "generator": str(args.generator)})
         result.update(onnx=str(dep.onnx_path), card=str(dep.card_path),
                       top1=dep.card.accuracy.top1 if dep.card.accuracy else None,
                       latency_ms=dep.card.latency.median_ms if dep.card.latency else None)
+        spec = dep.specialization or {}
+        result.update({k: spec.get(k) for k in ("bn", "head", "baseline_top1", "val_top1", "val_baseline_top1")})
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -789,6 +792,10 @@ def cmd_eas(args) -> int:
         if args.output:
             print(f"wrote {result['onnx']} and {result['card']}: task top-1 {result['top1']}, "
                   f"latency {result['latency_ms']} ms")
+            if result.get("bn"):
+                print(f"specialization chosen on validation: BN {result['bn']!r}, classifier {result['head']} "
+                      f"(val top-1 {result['val_top1']} vs {result['val_baseline_top1']} with all-class BN; "
+                      f"all-class BN on test: {result['baseline_top1']})")
     return 0
 
 

@@ -220,7 +220,7 @@ def test_generator_training_learns_to_follow_the_budget(tiny_supernet, tmp_path,
     from nni_eas.eas import train_generator
     from nni_eas.eas.generator import GeneratorModule
 
-    def known_reward(self, genome, x, y, classes):
+    def known_reward(self, genome, x, y, classes, n_ref=0):
         return float(np.log(self.tables["macs"].exact(np.asarray(genome)[None])[0])), 0.5
 
     monkeypatch.setattr(GeneratorModule, "task_reward", known_reward)
@@ -257,16 +257,17 @@ def test_task_restricted_subnet_logits_cover_exactly_the_task(tiny_supernet):
     s = Scenario("3 5 8", (3, 5, 8), {"macs": 1e9})
     genome = arch_to_genome(cfg, sample_arch(cfg, np.random.default_rng(3)))
     out = specialize(supernet, s, genome, calib, test, calib_images=64)
+    assert out["bn"] == "all" and out["decided_on"].startswith("no validation images")   # no val: the baseline
     model = out["model"]
     x = test[0][:20]
     logits = model(x)
     assert logits.shape == (20, 3)
-    # the same subnet, unrestricted, after the same task-only BN recalibration: logits are its columns 3, 5, 8
-    from nni_eas.eas import task_data
+    # the same subnet, unrestricted, after the same all-class BN recalibration: logits are its columns 3, 5, 8
+    from nni_eas.eas.specialize import bn_calibration_set
     from nni_eas.evaluation import recalibrate_bn
 
     full = supernet.extract(out["arch"])
-    recalibrate_bn(full, task_data(*calib, s.classes, 64), resolution=out["arch"].r, max_images=64)
+    recalibrate_bn(full, bn_calibration_set(*calib, s.classes, "all", 64), resolution=out["arch"].r, max_images=None)
     full.eval()
     with torch.no_grad():
         assert torch.allclose(logits, full(x)[:, [3, 5, 8]], atol=1e-5)
@@ -276,6 +277,7 @@ def test_task_restricted_subnet_logits_cover_exactly_the_task(tiny_supernet):
         pred = model(test[0][keep]).argmax(1)
     remapped = torch.tensor([{3: 0, 5: 1, 8: 2}[int(v)] for v in test[1][keep]])
     assert out["top1"] == pytest.approx(float((pred == remapped).float().mean()))
+    assert out["baseline_top1"] == out["top1"]
 
 
 # ---- the pipeline core -------------------------------------------------------------------------------
@@ -314,7 +316,12 @@ def test_core_runs_the_pipeline_writes_results_and_resumes(tiny_supernet, tmp_pa
             assert m[metric] <= budget and row["predicted"][metric] <= budget
         card = json.loads(open(m["card"]).read())
         assert card["classes"]["indices"] == list(s.classes)
-        assert card["accuracy"]["bn_recalibration"]["task_only"] is True
+        # the BN mode was decided on validation; the card says which and with what scores
+        spec = card["extra"]["specialization"]
+        assert m["bn"] == spec["bn"] == card["accuracy"]["bn_recalibration"]["mode"] and m["bn"] in ("all", "mix", "task")
+        assert spec["val_split"] == "val" and spec["val_top1"] >= spec["val_baseline_top1"]
+        assert m["val_top1"] == spec["val_top1"] and m["baseline_top1"] == spec["baseline_top1"]
+        assert 0 < row["budget_use"] <= 1 + 1e-9
     front = Front.load(tmp_path / "run" / "front.json")
     assert [e.classes for e in front.entries] == [[0, 1], [1, 3, 5, 7, 9]]
     assert (tmp_path / "run" / "scenarios.png").is_file()

@@ -8,8 +8,9 @@ that run the Pareto searches run it (``strategies/eas.yml`` through
     step 1  generator  one job: train the architecture generator against the frozen supernet
     step 2  scenarios  the core runs the generator once for every scenario (one batched forward
                        pass + budget repair, in this process: milliseconds), then one job per
-                       scenario: extract, task BN recalibration, task-restricted classifier,
-                       task top-1, ONNX + model card + onnxruntime latency
+                       scenario: extract, BN recalibration mode decided on the validation
+                       split, task-restricted classifier, task top-1 (and the all-class-BN
+                       baseline's), ONNX + model card + onnxruntime latency
 
 A job is a plain dict (``batch.jobs[i]``) that :func:`nni_eas.eas.trial.run_job` executes
 anywhere: an nnictl trial, a NAS ``FunctionalEvaluator``, or this process (:meth:`EASCore.run`).
@@ -17,8 +18,9 @@ State is checkpointed atomically to ``eas_state.json`` after every step, so a st
 resumes at the step it was in (training steps also resume from their own Lightning checkpoints).
 
 Results (``write_results``): ``scenarios.json`` (every scenario: task, budgets, arch, costs,
-top-1, latency, files), ``front.json`` / ``.csv`` (front-compatible: one entry per scenario with
-its classes) and ``scenarios.png``.
+``budget_use``, top-1 and the baseline's ``baseline_top1``, the chosen ``bn`` mode, latency,
+files), ``front.json`` / ``.csv`` (front-compatible: one entry per scenario with its classes)
+and ``scenarios.png``.
 """
 
 from __future__ import annotations
@@ -238,15 +240,26 @@ class EASCore:
 
     # ---- results ---------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
-        """One row per scenario (task, budgets, generated arch, measured metrics)."""
+        """One row per scenario (task, budgets, generated arch, measured metrics).
+
+        ``budget_use``: the chosen arch's cost / budget (exact cost tables, the costs the budget
+        is enforced on; the largest ratio when there are several budgets), <= 1 after repair.
+        ``top1`` / ``baseline_top1`` / ``bn``: the specialized subnet's task top-1 on test, the
+        same arch's with BN recalibrated on every class, and the BN mode chosen on validation.
+        """
         rows = []
         for i, s in enumerate(self.scenarios):
             gen = self.generated[i] if i < len(self.generated) else {}
             res = self.results[i] or {}
+            costs = gen.get("costs") or {}
+            use = (max(costs[m] / b for m, b in s.budgets.items()) if s.budgets and all(m in costs for m in s.budgets)
+                   else None)
             row = {"scenario": s.name, "classes": list(s.classes), "class_names": list(s.class_names),
                    "budget": dict(s.budgets), "budget_text": s.budget_text(), "genome": gen.get("genome"),
                    "arch": arch_from_genome(self.cfg, gen["genome"]).to_dict() if gen else None,
-                   "predicted": gen.get("costs"), "repair_steps": gen.get("repair_steps"),
+                   "predicted": gen.get("costs"), "repair_steps": gen.get("repair_steps"), "budget_use": use,
+                   "top1": res.get("top1"), "baseline_top1": res.get("baseline_top1"), "bn": res.get("bn"),
+                   "head": res.get("head"),
                    "metrics": {k: v for k, v in res.items() if k not in ("classes", "budget", "scenario")} or None}
             rows.append(row)
         return rows
@@ -293,27 +306,43 @@ class EASCore:
         for r in rows:
             m = r["metrics"]
             ax.scatter(m.get("macs", np.nan) / 1e6, m.get("top1", np.nan), s=40)
+            if isinstance(m.get("baseline_top1"), (int, float)) and m["baseline_top1"] != m.get("top1"):
+                ax.scatter(m.get("macs", np.nan) / 1e6, m["baseline_top1"], s=40, facecolors="none", edgecolors="gray")
             if "macs" in r["budget"]:
                 ax.plot([m.get("macs") / 1e6, r["budget"]["macs"] / 1e6], [m.get("top1")] * 2, color="gray", lw=0.8)
                 ax.scatter(r["budget"]["macs"] / 1e6, m.get("top1"), marker="|", color="gray", s=80)
             ax.annotate(r["scenario"][:28], (m.get("macs", 0) / 1e6, m.get("top1", 0)), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
-        ax.set(xlabel="MACs of the generated subnet (M); | = budget", ylabel="task top-1 (test)",
+        ax.set(xlabel="MACs of the generated subnet (M); | = budget",
+               ylabel="task top-1 (test; o = all-class-BN baseline)",
                title=f"EAS: {len(rows)} scenarios, {self.cfg.name}, {self.dataset}")
         return save_figure(fig, self.workdir / "scenarios.png", dpi=110)
 
     def table(self) -> str:
-        """The scenarios as a text table (what ``make demo`` prints)."""
-        head = f"{'scenario':<26} {'classes':<16} {'budget':<18} {'MACs':>8} {'params':>8} {'latency':>9} {'top-1':>6}"
+        """The scenarios as a text table (what ``make demo`` prints; fits 100 columns).
+
+        ``top-1``: the specialized subnet on the task's test images; ``baseline``: the same arch
+        with BN recalibrated on every class; ``bn``: the mode chosen on validation (``+h``: its
+        classifier was fitted to the task, also kept on validation);
+        ``budget use``: cost / budget of the chosen arch (the largest ratio of its budgets)."""
+        def num(v: Any, fmt: str, missing: str = "-") -> str:
+            return format(v, fmt) if isinstance(v, (int, float)) else missing
+
+        head = (f"{'scenario':<15} {'classes':<10} {'budget':<15} {'MACs':>6} {'params':>6} {'latency':>7} "
+                f"{'top-1':>6} {'baseline':>8} {'bn':<6} {'budget use':>10}")
         lines = [head, "-" * len(head)]
         for r in self.rows():
             m = r["metrics"] or {}
-            lat = f"{m['latency_ms']:.3f}ms" if isinstance(m.get("latency_ms"), (int, float)) else "-"
-            top1 = f"{m['top1']:.3f}" if isinstance(m.get("top1"), (int, float)) else "failed"
-            cls = ",".join(r["class_names"]) if len(r["class_names"]) <= 6 else f"{len(r['classes'])} classes"
-            lines.append(f"{r['scenario'][:26]:<26} {cls[:16]:<16} {r['budget_text'][:18]:<18} "
-                         f"{format_budget('macs', m.get('macs', float('nan'))) if 'macs' in m else '-':>8} "
-                         f"{format_budget('params', m.get('params', 0)) if 'params' in m else '-':>8} {lat:>9} {top1:>6}")
+            lat = m.get("latency_ms")
+            lat = (f"{lat:.3f}ms" if lat < 10 else f"{lat:.1f}ms") if isinstance(lat, (int, float)) else "-"
+            cls = ",".join(r["class_names"]) if len(r["class_names"]) <= 5 else f"{len(r['classes'])} cls"
+            use = f"{100 * r['budget_use']:.0f}%" if isinstance(r.get("budget_use"), (int, float)) else "-"
+            bn = str(m.get("bn") or "-") + ("+h" if m.get("head") == "tuned" else "")
+            lines.append(f"{r['scenario'][:15]:<15} {cls[:10]:<10} {r['budget_text'][:15]:<15} "
+                         f"{format_budget('macs', m['macs']) if 'macs' in m else '-':>6} "
+                         f"{format_budget('params', m['params']) if 'params' in m else '-':>6} {lat[:7]:>7} "
+                         f"{num(m.get('top1'), '.3f', 'failed'):>6} {num(m.get('baseline_top1'), '.3f'):>8} "
+                         f"{bn[:6]:<6} {use:>10}")
         return "\n".join(lines)
 
     # ---- checkpoint --------------------------------------------------------------------------------

@@ -13,8 +13,12 @@ Metrics (always with ``'default'``):
 * generator: intermediate results every ``val_every`` steps and final
   ``{'default': task_top1, 'task_top1', 'budget_use', ...}`` of the generated archs on fixed
   validation scenarios;
-* scenario: ``{'default': task top-1, 'top1', 'macs', 'params', 'latency_ms', 'classes',
-  'budget', 'scenario'}`` (``classes`` and ``budget`` as text, so the web UI lists them).
+* scenario: ``{'default': task top-1, 'top1', 'baseline_top1', 'bn', 'val_top1',
+  'val_baseline_top1', 'macs', 'params', 'latency_ms', 'classes', 'budget', 'scenario'}``:
+  ``top1`` is the specialized subnet's task top-1 on test, ``baseline_top1`` the same arch with
+  BN recalibrated on every class (logits restricted too); ``bn`` is the BN mode chosen on the
+  validation split (:func:`~nni_eas.eas.specialize.specialize_subnet`) and ``val_*`` the two
+  validation scores (``classes``, ``budget`` and ``bn`` as text, so the web UI lists them).
 """
 
 from __future__ import annotations
@@ -111,12 +115,14 @@ def _scenario(job: Mapping[str, Any]) -> dict[str, Any]:
                             eval_split=ev.get("test_split", "test"), calib_images=int(ev.get("calib_images", 500)),
                             eval_images=ev.get("test_images"), runs=int(ev.get("latency_runs", 30)),
                             threads=int(ev.get("threads") or 1), supernet_path=job["supernet"],
-                            supernet_sha256=info["sha256"], task_calibration=True,
+                            supernet_sha256=info["sha256"], bn="auto", val_split=ev.get("val_split", "val"),
                             atol=float(ev.get("onnx_atol", 1e-3)),
                             extra={"scenario": scen.name, "budget": scen.budgets})
         card = dep.card
+        spec = dep.specialization or {}
         metrics["top1"] = float(card.accuracy.top1)
         metrics["test_images"] = int(card.accuracy.images)
+        out = {k: spec.get(k) for k in ("bn", "head", "baseline_top1", "val_top1", "val_baseline_top1", "val_images")}
         metrics["macs"] = float(card.costs.macs)       # measured on the exported (task-restricted) model
         metrics["params"] = float(card.costs.params)
         if card.latency is not None:
@@ -126,10 +132,22 @@ def _scenario(job: Mapping[str, Any]) -> dict[str, Any]:
     else:
         res = max(cfg.resolutions)
         calib = _data(ev["dataset"], ev.get("calib_split", "train"), res, cfg.in_chans)
+        val = _data(ev["dataset"], ev.get("val_split", "val"), res, cfg.in_chans)
         test = _data(ev["dataset"], ev.get("test_split", "test"), res, cfg.in_chans)
-        out = specialize(supernet, scen, job["genome"], calib, test, calib_images=int(ev.get("calib_images", 500)))
+        if ev.get("test_images") and len(test[1]) > int(ev["test_images"]):   # the subset deploy_subnet measures
+            keep = torch.randperm(len(test[1]), generator=torch.Generator().manual_seed(0))[:int(ev["test_images"])]
+            test = (test[0][keep.sort().values], test[1][keep.sort().values])
+        out = specialize(supernet, scen, job["genome"], calib, test, calib_images=int(ev.get("calib_images", 500)),
+                         val=val)
         metrics["top1"] = out["top1"]
         metrics["test_images"] = out["test_images"]
+    # the specialization decided on validation (never on test) and the plain baseline beside it
+    metrics["baseline_top1"] = float(out["baseline_top1"])
+    metrics["bn"] = str(out["bn"])
+    metrics["head"] = str(out.get("head") or "supernet")     # "tuned": classifier fitted to the task (kept on val)
+    for k in ("val_top1", "val_baseline_top1", "val_images"):
+        if out.get(k) is not None:
+            metrics[k] = float(out[k]) if k != "val_images" else int(out[k])
     metrics["classes"] = ",".join(scen.class_names or map(str, scen.classes))
     metrics["budget"] = scen.budget_text()
     metrics["scenario"] = scen.name

@@ -1,9 +1,11 @@
 """From a supernet and an arch to a deployable file: extract, specialize, export, measure, describe.
 
-:func:`deploy_subnet` is what ``nni-eas export`` and ``nni-eas specialize`` run: extract the
-subnet with inherited weights, optionally recalibrate its BatchNorm statistics on task data
-(OFA's step before any evaluation), keep only the task's logits, export and verify the ONNX
-graph, time it with onnxruntime, and write the model card beside it.
+:func:`deploy_subnet` is what ``nni-eas export``, ``nni-eas specialize`` and ``nni-eas eas`` run:
+extract the subnet with inherited weights, recalibrate its BatchNorm statistics (OFA's step
+before any evaluation; ``bn``: on every class, the task's classes, a mix, or ``"auto"``: the
+mode decided on the validation split by :func:`~nni_eas.eas.specialize.specialize_subnet`),
+keep only the task's logits, export and verify the ONNX graph, time it with onnxruntime, and
+write the model card beside it.
 
 The ONNX file and its card are committed together: both are written to temporary files in the
 destination folder and renamed into place only when everything succeeded, the card last. A
@@ -51,6 +53,7 @@ class DeployResult:
     card: ModelCard
     report: ExportReport
     model: nn.Module
+    specialization: dict[str, Any] | None = None  # the BN decision (see deploy_subnet), when data was given
 
 
 def load_task_data(name: str, split: str, resolution: int, channels: int,
@@ -76,24 +79,6 @@ def load_task_data(name: str, split: str, resolution: int, channels: int,
     info = {"dataset": name, "split": split, "images": len(x), "classes": list(ds.classes),
             "mean": list(ds.mean), "std": list(ds.std), "source": getattr(ds, "source", name)}
     return x, y, info
-
-
-def _task_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: Sequence[int] | None) -> tuple[float, int]:
-    """Top-1 of ``model`` on the images of ``classes`` (logit ``i`` = ``classes[i]``)."""
-    if classes is not None:
-        lookup = {c: i for i, c in enumerate(classes)}
-        keep = torch.tensor([int(t) in lookup for t in y], dtype=torch.bool)
-        x, y = x[keep], torch.tensor([lookup[int(t)] for t in y[keep]], dtype=torch.int64)
-    if len(y) == 0:
-        raise ConfigError(f"no evaluation images of classes {list(classes or [])}")
-    was = model.training
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), 256):
-            correct += int((model(x[i:i + 256]).argmax(1) == y[i:i + 256]).sum())
-    model.train(was)
-    return correct / len(y), len(y)
 
 
 def _write_synced(path: Path, text: str) -> None:
@@ -125,7 +110,8 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
                   batch_size: int = 1, dynamic_batch: bool = False, opset: int = DEFAULT_OPSET, atol: float = 1e-4,
                   measure: bool = True, threads: int = DEFAULT_THREADS, warmup: int = 10, runs: int = 50,
                   table: LatencyTable | None = None, front: Mapping[str, Any] | None = None,
-                  extra: Mapping[str, Any] | None = None, task_calibration: bool = False) -> DeployResult:
+                  extra: Mapping[str, Any] | None = None, bn: str | None = None, val_split: str = "val",
+                  task_calibration: bool = False) -> DeployResult:
     """Extract ``arch`` from ``supernet``, specialize it, export ``path`` (+ card). See module docstring.
 
     Args:
@@ -135,11 +121,31 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
             and top-1 measured on ``eval_split`` (only the task's classes), both recorded.
         table: a latency table of the space; its prediction is recorded beside the measurement.
         front: ``{"path", "index", "metrics"}`` when the arch came from a front file.
-        task_calibration: recalibrate BN on images of ``classes`` only (EAS: the deployed
-            subnet only ever sees the task's classes, so its statistics should be the task's).
+        bn: which ``calib_split`` images BN statistics are recalibrated on (with ``data``):
+            ``"all"`` (every class; the default), ``"task"`` (``classes`` only), ``"mix"`` (the
+            task's images and as many others) or ``"auto"`` (what EAS uses): decided on the
+            task's ``val_split`` images by :func:`~nni_eas.eas.specialize.specialize_subnet`
+            (``"all"`` unless another mode is better beyond noise; then the classifier may be
+            fitted to the task, kept by the same rule). The decision, the validation scores and
+            the baseline's ``eval_split`` top-1 are recorded in the card's
+            ``extra["specialization"]`` and in :attr:`DeployResult.specialization`.
+        val_split: the split ``bn="auto"`` decides on (never the ``eval_split``).
+        task_calibration: the former switch for ``bn="task"`` (kept for old callers; task-only
+            statistics lost to ``"all"`` on most tasks measured, see docs/eas.md).
     """
+    from ..eas.specialize import BN_MODES, specialize_subnet
     from ..encodings import arch_to_genome, arch_to_nat
 
+    if task_calibration:
+        if bn not in (None, "task"):
+            raise ConfigError(f"task_calibration=True means bn='task'; it contradicts bn={bn!r} (pass bn only)")
+        bn = "task"
+    bn = bn or "all"
+    if bn != "auto" and bn not in BN_MODES:
+        raise ConfigError(f"bn: unknown BatchNorm calibration mode {bn!r}; allowed: auto, {', '.join(BN_MODES)}")
+    if bn == "auto" and val_split == eval_split:
+        raise ConfigError(f"bn='auto' decides on the {val_split!r} split, which is also the evaluation split; "
+                          "give another val_split (e.g. 'val')")
     cfg = supernet.config
     arch = validate_arch(cfg, arch)
     path = Path(path)
@@ -158,33 +164,46 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
             raise ConfigError(f"--classes must be distinct class indices in 0..{cfg.num_classes - 1} "
                               f"(or class names: {', '.join(names)}); got {classes}")
 
-    subnet: MobileNetV3Subnet = supernet.extract(arch).eval()
     accuracy: AccuracyInfo | None = None
     check_images = None
     normalization = None
+    spec: dict[str, Any] | None = None
+    extra = dict(extra or {})
     if data is not None:
-        if task_calibration and classes is not None:
-            x_cal, y_cal, cal_info = load_task_data(data, calib_split, arch.r, cfg.in_chans, None)
-            x_cal = x_cal[torch.isin(y_cal, torch.as_tensor(classes))][:calib_images]
-            cal_info["images"] = len(x_cal)
-            if not len(x_cal):
-                raise ConfigError(f"{data} {calib_split} has no images of classes {classes} to recalibrate BN on")
-        else:
-            x_cal, _, cal_info = load_task_data(data, calib_split, arch.r, cfg.in_chans, calib_images)
-        from ..evaluation import recalibrate_bn
-
-        recalibrate_bn(subnet, (x_cal, torch.zeros(len(x_cal), dtype=torch.int64)), max_images=calib_images)
-        subnet.eval()
+        # BN recalibration, the restricted classifier and both top-1s: one function decides and
+        # measures for every caller (nni_eas.eas.specialize.specialize_subnet)
+        x_cal, y_cal, _ = load_task_data(data, calib_split, arch.r, cfg.in_chans, None)
+        val = None
+        if bn == "auto" and classes is not None:
+            x_val, y_val, _ = load_task_data(data, val_split, arch.r, cfg.in_chans, None)
+            val = (x_val, y_val)
         x_ev, y_ev, ev_info = load_task_data(data, eval_split, arch.r, cfg.in_chans, eval_images)
         normalization = {"mean": ev_info["mean"], "std": ev_info["std"], "dataset": data}
-    if classes is not None:
-        subnet.restrict_classes(classes)
-    if data is not None:
-        top1, n = _task_accuracy(subnet, x_ev, y_ev, classes)
-        accuracy = AccuracyInfo(top1=top1, dataset=data, split=eval_split, images=n, classes=classes,
-                                bn_recalibration={"dataset": data, "split": calib_split, "images": cal_info["images"],
-                                                  "task_only": bool(task_calibration and classes is not None)})
+        try:
+            out = specialize_subnet(supernet, arch, classes, (x_cal, y_cal), (x_ev, y_ev), val, bn=bn,
+                                    calib_images=calib_images)
+        except ConfigError as e:
+            raise ConfigError(f"{data}: {e}") from None
+        subnet: MobileNetV3Subnet = out["model"]
+        chosen = out["bn"]
+        accuracy = AccuracyInfo(top1=out["top1"], dataset=data, split=eval_split, images=out["test_images"],
+                                classes=classes,
+                                bn_recalibration={"dataset": data, "split": calib_split,
+                                                  "images": out["calib_images"][chosen], "mode": chosen,
+                                                  "task_only": chosen == "task" and classes is not None})
+        spec = {"bn": chosen, "head": out["head"], "requested": bn, "decided_on": out["decided_on"],
+                "val_split": val_split if out["val_scores"] else None, "val_images": out["val_images"],
+                "val_top1": out["val_top1"], "val_baseline_top1": out["val_baseline_top1"],
+                "val_scores": out["val_scores"], "top1": out["top1"], "baseline_top1": out["baseline_top1"],
+                "rule": "the classifier keeps the task's classes; BN recalibrated on every class ('all', the "
+                        "baseline) unless 'mix' or 'task' is better on the validation split beyond noise; then the "
+                        "classifier fitted to the task's training images if that is better on validation too"}
+        extra.setdefault("specialization", spec)
         check_images = x_ev[:16]
+    else:
+        subnet = supernet.extract(arch).eval()
+        if classes is not None:
+            subnet.restrict_classes(classes)
 
     # The pair is committed together: the ONNX file and its card are written to temporary files in
     # the destination folder (checked and timed there), then renamed into place, the card last. A
@@ -236,7 +255,7 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
                               front=None if front is None else str(front.get("path")),
                               front_index=None if front is None else front.get("index"),
                               front_metrics=None if front is None else dict(front.get("metrics") or {})),
-            extra=dict(extra or {}),
+            extra=extra,
         )
         _write_synced(tmp_card, model_card_json(card))
         os.replace(tmp_onnx, path)
@@ -246,4 +265,5 @@ def deploy_subnet(supernet: OFAMobileNetV3, arch: Arch | Mapping[str, Any], path
         for tmp in (tmp_onnx, tmp_card):
             tmp.unlink(missing_ok=True)
     card_file = final_card
-    return DeployResult(onnx_path=path, card_path=card_file, card=card, report=report, model=subnet)
+    return DeployResult(onnx_path=path, card_path=card_file, card=card, report=report, model=subnet,
+                        specialization=spec)
