@@ -92,8 +92,14 @@ class SpecializeConfig(StrictModel):
 
     dataset: Optional[str] = Field(default=None, description="default: the recipe's dataset")
     calib_split: str = "train"
+    val_split: str = Field(default="val", description="where every decision is made: the arch among the "
+                           "candidates, the BN mode, the classifier fit (never on test)")
     test_split: str = "test"
-    calib_images: int = Field(default=500, gt=0, description="task images for BN recalibration")
+    calib_images: int = Field(default=500, gt=0, description="training images for BN recalibration (all classes, "
+                              "task-only or a mix: decided on val_split)")
+    candidates: int = Field(default=8, ge=0, description="generator samples per scenario re-ranked on val_split "
+                            "(each repaired into the budget and filled up to it; same-task scenarios with smaller "
+                            "budgets share theirs). 0: the generator's most likely arch only")
     test_images: Optional[int] = Field(default=None, gt=0)
     onnx: bool = Field(default=True, description="export ONNX (checked against PyTorch) + model card")
     onnx_atol: float = Field(default=1e-3, gt=0, description="largest |onnxruntime - torch| logit difference "

@@ -155,7 +155,9 @@ class EASCore:
             ev = c.evaluation.model_dump(mode="json")
             ev["dataset"] = self.dataset
             jobs = [{"kind": "scenario", "supernet": self.supernet_path, "scenario": s.to_dict(), "evaluation": ev,
-                     "genome": [int(v) for v in g], "onnx": str(self.workdir / "models" / f"{i:02d}_{_slug(s.name)}.onnx")}
+                     "genome": [int(v) for v in g], "candidates": self.generated[i].get("candidates"),
+                     "origin": self.generated[i].get("origin"),
+                     "onnx": str(self.workdir / "models" / f"{i:02d}_{_slug(s.name)}.onnx")}
                     for i, (s, g) in enumerate(zip(self.scenarios, genomes))]
             pending = {i for i, r in enumerate(self.results) if r is None}
             batch = EASBatch(self.step, kind, genomes, jobs, pending)
@@ -174,13 +176,19 @@ class EASCore:
         from .generator import load_generator
         from .specialize import generate
 
+        from .propose import pool_by_task, propose
+
         gen, _ = load_generator(self.generator_path)
         generate(gen, self.tables, self.scenarios[:1])      # warm-up: torch's first call allocates
         t0 = time.perf_counter()
         out = generate(gen, self.tables, self.scenarios)
         self.generate_seconds = time.perf_counter() - t0
+        n = self.config.evaluation.candidates
+        props = pool_by_task(self.scenarios, propose(gen, self.tables, self.scenarios, samples=n), self.tables) if n else None
         self.generated = [{"genome": [int(v) for v in g.genome], "costs": g.costs, "argmax_costs": g.argmax_costs,
-                           "repair_steps": g.repair_steps, "log_prob": g.log_prob} for g in out]
+                           "repair_steps": g.repair_steps, "log_prob": g.log_prob,
+                           **({"candidates": props[i].genomes, "origin": props[i].origin} if props else {})}
+                          for i, g in enumerate(out)]
         _logger.info("generated %d archs in %.1f ms (one generator pass + repair)", len(out), 1e3 * self.generate_seconds)
         self.save_checkpoint()
         return np.asarray([g["genome"] for g in self.generated], dtype=np.int64)
@@ -251,16 +259,19 @@ class EASCore:
         for i, s in enumerate(self.scenarios):
             gen = self.generated[i] if i < len(self.generated) else {}
             res = self.results[i] or {}
-            costs = gen.get("costs") or {}
+            genome = res.get("genome") or gen.get("genome")      # the candidate chosen on val, if any
+            costs = ({m: float(t.exact(np.asarray(genome)[None])[0]) for m, t in self.tables.items()} if genome
+                     else gen.get("costs") or {})
             use = (max(costs[m] / b for m, b in s.budgets.items()) if s.budgets and all(m in costs for m in s.budgets)
                    else None)
             row = {"scenario": s.name, "classes": list(s.classes), "class_names": list(s.class_names),
-                   "budget": dict(s.budgets), "budget_text": s.budget_text(), "genome": gen.get("genome"),
-                   "arch": arch_from_genome(self.cfg, gen["genome"]).to_dict() if gen else None,
-                   "predicted": gen.get("costs"), "repair_steps": gen.get("repair_steps"), "budget_use": use,
+                   "budget": dict(s.budgets), "budget_text": s.budget_text(), "genome": genome,
+                   "arch": arch_from_genome(self.cfg, genome).to_dict() if genome else None,
+                   "candidate": res.get("candidate"), "generator_genome": gen.get("genome"), "predicted": costs,
+                   "repair_steps": gen.get("repair_steps"), "budget_use": use,
                    "top1": res.get("top1"), "baseline_top1": res.get("baseline_top1"), "bn": res.get("bn"),
                    "head": res.get("head"),
-                   "metrics": {k: v for k, v in res.items() if k not in ("classes", "budget", "scenario")} or None}
+                   "metrics": {k: v for k, v in res.items() if k not in ("classes", "budget", "scenario", "genome")} or None}
             rows.append(row)
         return rows
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from .budget import CostTable, budget_check
 
-__all__ = ["Proposal", "fill", "propose", "pool_by_task", "choose"]
+__all__ = ["Proposal", "fill", "propose", "pool_by_task", "choose", "val_scorer"]
 
 
 @dataclass
@@ -137,3 +137,14 @@ def choose(genomes: Sequence[Sequence[int]], score: Callable[[np.ndarray], np.nd
     if not np.isfinite(s).any():
         raise RuntimeError("every candidate arch failed to evaluate")
     return int(np.argmax(np.where(np.isfinite(s), s, -np.inf))), s
+
+
+def val_scorer(supernet: Any, classes: Sequence[int], calib: Any, val: Any, calib_images: int = 500
+               ) -> Callable[[np.ndarray], np.ndarray]:
+    """``score(genomes) -> task top-1 on val``: inherited weights, BN recalibrated on all-class
+    ``calib`` images, logits restricted to ``classes`` (the plain baseline of specialization, the
+    protocol every search evaluation uses)."""
+    from ..search.evaluators import SupernetEvaluator
+
+    ev = SupernetEvaluator(supernet, calib, val, classes=list(classes), calib_images=calib_images)
+    return lambda genomes: ev(np.atleast_2d(np.asarray(genomes, dtype=np.int64)))["top1"]

@@ -91,6 +91,26 @@ def _data(dataset: str, split: str, resolution: int, channels: int):
     return load_eval_data(dataset, split, resolution, channels)
 
 
+def _choose_arch(job: Mapping[str, Any], supernet: Any, scen: Any) -> tuple[list[int], dict[str, Any]]:
+    """The scenario's arch: the best of its candidates on the task's validation images
+    (:mod:`nni_eas.eas.propose`), or the generator's arch when there is only one."""
+    candidates = [list(map(int, g)) for g in (job.get("candidates") or [job["genome"]])]
+    origin = list(job.get("origin") or ["argmax"] * len(candidates))
+    if len(candidates) == 1:
+        return candidates[0], {"candidate": origin[0], "candidates": 1}
+    from .propose import choose, val_scorer
+
+    ev, cfg = job["evaluation"], supernet.config
+    t0 = time.perf_counter()
+    res = max(cfg.resolutions)
+    calib = _data(ev["dataset"], ev.get("calib_split", "train"), res, cfg.in_chans)
+    val = _data(ev["dataset"], ev.get("val_split", "val"), res, cfg.in_chans)
+    k, scores = choose(candidates, val_scorer(supernet, scen.classes, calib, val, int(ev.get("calib_images", 500))))
+    return candidates[k], {"candidate": origin[k], "candidates": len(candidates),
+                           "candidate_val_top1": float(scores[k]), "argmax_val_top1": float(scores[0]),
+                           "choose_seconds": round(time.perf_counter() - t0, 3), "genome": candidates[k]}
+
+
 def _scenario(job: Mapping[str, Any]) -> dict[str, Any]:
     import torch
 
@@ -104,9 +124,10 @@ def _scenario(job: Mapping[str, Any]) -> dict[str, Any]:
     supernet, info = _supernet(job["supernet"])
     cfg = supernet.config
     scen = Scenario.from_dict(job["scenario"])
-    arch = arch_from_genome(cfg, job["genome"])
+    genome, metrics = _choose_arch(job, supernet, scen)
+    arch = arch_from_genome(cfg, genome)
     cm = CostModel(cfg)
-    metrics: dict[str, Any] = {"macs": float(cm.macs(arch)), "params": float(cm.params(arch))}
+    metrics.update(macs=float(cm.macs(arch)), params=float(cm.params(arch)))
     if ev.get("onnx", True):
         from ..export.deploy import deploy_subnet
 
@@ -137,7 +158,7 @@ def _scenario(job: Mapping[str, Any]) -> dict[str, Any]:
         if ev.get("test_images") and len(test[1]) > int(ev["test_images"]):   # the subset deploy_subnet measures
             keep = torch.randperm(len(test[1]), generator=torch.Generator().manual_seed(0))[:int(ev["test_images"])]
             test = (test[0][keep.sort().values], test[1][keep.sort().values])
-        out = specialize(supernet, scen, job["genome"], calib, test, calib_images=int(ev.get("calib_images", 500)),
+        out = specialize(supernet, scen, genome, calib, test, calib_images=int(ev.get("calib_images", 500)),
                          val=val)
         metrics["top1"] = out["top1"]
         metrics["test_images"] = out["test_images"]
