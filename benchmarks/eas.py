@@ -1,32 +1,24 @@
-"""Benchmark of EAS (docs: nni_eas/eas): one generator pass against one search per scenario.
+"""Benchmark of EAS (docs/eas.md): does the generator specialize, and do budgets matter?
 
-For each dataset (scikit-learn digits with the trained OFA supernet of ``benchmarks/
-supernet_quality.py``; CIFAR-10 from ``../shared/data`` with a supernet trained here by the
-``eas_small_digits`` recipe settings, cached under ``--work``):
+Supernets: the tiny small-image space trained by ``eas_tiny_digits`` (digits) and
+``eas_tiny_cifar10`` (CIFAR-10 from ``../shared/data``, 32 px, CPU-sized), cached under
+``--work``. Scenarios: ``--tasks`` random tasks of 2-5 classes, each at every MACs budget of
+``--fractions`` of the space's range. Every arch is scored the same way, on the task's
+*validation* images (inherited weights, BN recalibrated on all-class training images,
+task-restricted logits); the choice is made on val and reported on test too. Per scenario:
 
-(a) **time to specialize** ``--timing-scenarios`` scenarios on this CPU: the generator's forward
-    pass for all of them at once, budget repair per scenario, and per scenario the extraction,
-    task BN recalibration and task top-1 evaluation of :func:`nni_eas.eas.specialize`;
-(b) **accuracy against search**: for the first ``--scenarios`` of them, task top-1 (test split)
-    of the generated arch against an NSGA-II run per scenario (``--pop`` x ``--generations``
-    evaluations, the scenario's MACs budget as a constraint; each subnet evaluated exactly like
-    ``specialize`` does it: task BN recalibration on the task's train images, task top-1 on the
-    task's val images; the final choice is the best feasible arch by val, reported on test),
-    with the time of each.
+* ``argmax``: the generator's most likely arch, repaired into the budget (one pass for all);
+* ``rerank``: the generator's proposals (+ budget fill, + same-task pooling) scored on val, the
+  best kept (:mod:`nni_eas.eas.propose`; the product's default);
+* ``nsga2``: an NSGA-II search per scenario, ``--pop`` x ``--generations`` (300) evaluations;
+* ``random``: the best of ``--random`` (100) random archs under the budget;
 
-Times: "arch" is choosing the arch (the generator's pass, its share for one scenario, + repair;
-NSGA-II's whole search); the per-scenario totals add extraction + BN recalibration of the chosen
-arch to both. A search is cached under ``--work`` (same supernet, scenario and settings): a rerun
-reports the time it took when it ran (``--no-cache`` to search again).
+with budget use (MACs / budget), evaluations and time to choose; a monotonicity check (for one
+task, a larger budget never scores lower on val); and, on digits, task dropout vs plain training:
+``--td-tasks`` random tasks, the same archs of two supernets trained alike but for task dropout.
 
-Scenarios: random tasks of 2-5 classes, MACs budgets spread uniformly over 10-90 % of the
-space's range (seeded). The generator is trained with the defaults of
-:class:`~nni_eas.eas.config.GeneratorConfig` (cached under ``--work``; its training time is
-reported as the one-off cost that the per-scenario searches do not pay).
-
-    python benchmarks/eas.py                 # digits + CIFAR-10 (about 50 min here from scratch, ~22 of
-                                             # them the CIFAR-10 supernet; ~7 min with both cached)
-    python benchmarks/eas.py --quick         # smoke test: few scenarios, tiny searches
+    python benchmarks/eas.py                 # digits + CIFAR-10
+    python benchmarks/eas.py --quick         # smoke test
     python benchmarks/eas.py --datasets digits
 
 Writes ``benchmarks/results/eas.json`` and ``eas.png`` next to it.
@@ -52,22 +44,19 @@ import torch  # noqa: E402
 
 from nni_eas.io import atomic_write_json, save_figure  # noqa: E402
 
-# CIFAR-10 supernet: the eas_small_digits recipe (sandwich + task dropout, same optimiser), on
-# CIFAR-10 at 24 px (resolutions 16/20/24) for three epochs of 16k images (cosine schedule over the
-# three): about 7 min of one core per epoch, ~21 min in all. Its folder is named by the epoch count,
-# so that a change of the recipe trains a new one instead of resuming an incompatible checkpoint.
-CIFAR_RECIPE = {"data.dataset": "cifar10", "data.resolution": 24, "space_overrides.resolutions": [16, 20, 24],
-                "data.limit_train": 16000, "data.limit_val": 1000, "policy.epochs": 3, "augment.flip": True,
-                "name": "eas_small_cifar10_bench"}
-CIFAR_SUPERNET_DIR = f"cifar10_supernet_{CIFAR_RECIPE['policy.epochs']}ep"
+# Supernets: the tiny small-image space (search_spaces/ofa_mbv3_tiny.yml) trained by its recipes,
+# cached under --work (a changed recipe trains a new one: the folder is named by recipe and overrides).
+SUPERNETS = {
+    "digits": ("eas_tiny_digits", {}),
+    "digits_no_task_dropout": ("eas_tiny_digits", {"task_dropout.rate": 0.0}),
+    "cifar10": ("eas_tiny_cifar10", {}),
+}
 
 DATASETS = {
-    # calib: task train images for BN recalibration (as specialize); val/test: cap on the images
-    # per class of those splits (None: all). Digits is tiny: everything; CIFAR-10 is capped so that
-    # a search of ~80 evaluations per scenario fits the time budget of this shared CPU.
-    "digits": {"supernet": "runs/supernet_quality/ofa/supernet.pt", "calib_images": 500, "val_images": None,
-               "test_images": None, "scenarios": 12},
-    "cifar10": {"supernet": None, "calib_images": 200, "val_images": 100, "test_images": 500, "scenarios": 12},
+    # calib: all-class train images for BN recalibration; val/test: cap on the images per class of
+    # those splits (None: all). CIFAR-10 is capped so that 300 evaluations per scenario fit the CPU.
+    "digits": {"supernet": "digits", "calib_images": 500, "val_images": None, "test_images": None},
+    "cifar10": {"supernet": "cifar10", "calib_images": 500, "val_images": 100, "test_images": 300},
 }
 
 
@@ -77,31 +66,23 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# supernet, generator, scenarios
+# supernets, generators, scenarios
 # ------------------------------------------------------------------------------------------------
-def cifar_supernet(work: Path) -> Path:
+def get_supernet(key: str, work: Path) -> Path:
+    """Train (once) and cache the supernet ``key`` of :data:`SUPERNETS`."""
     from nni_eas.training.recipe import load_recipe
     from nni_eas.training.run import train_supernet
 
-    out = work / CIFAR_SUPERNET_DIR
+    recipe, overrides = SUPERNETS[key]
+    tag = "_".join(f"{k.replace('.', '-')}{v}" for k, v in overrides.items())
+    out = work / f"{key}_{recipe}{'_' + tag if tag else ''}"
     path = out / "supernet.pt"
     if not path.is_file():
-        print(f"  training the CIFAR-10 supernet ({CIFAR_RECIPE}) -> {out}", flush=True)
+        print(f"  training supernet {key} (recipe {recipe} {overrides or ''}) -> {out}", flush=True)
         t0 = time.perf_counter()
-        res = train_supernet(load_recipe("eas_small_digits", **CIFAR_RECIPE), out, progress=False)
-        atomic_write_json(out / "bench_train.json", {"overrides": CIFAR_RECIPE, "seconds": time.perf_counter() - t0,
-                                                      "val": res.metrics})
-    return path
-
-
-def digits_supernet() -> Path:
-    """The OFA digits supernet of benchmarks/supernet_quality.py (trained here if it is missing)."""
-    from nni_eas.training.run import train_supernet
-
-    path = ROOT / DATASETS["digits"]["supernet"]
-    if not path.is_file():
-        print(f"  training the digits supernet (recipe ofa_small_digits) -> {path.parent}", flush=True)
-        train_supernet("ofa_small_digits", path.parent, progress=False)
+        res = train_supernet(load_recipe(recipe, **overrides), out, progress=False)
+        atomic_write_json(out / "bench_train.json", {"recipe": recipe, "overrides": overrides,
+                                                      "seconds": time.perf_counter() - t0, "val": res.metrics})
     return path
 
 
@@ -148,18 +129,20 @@ def get_generator(supernet: Path, dataset: str, work: Path, config: dict[str, An
     return gen, meta
 
 
-def make_scenarios(n: int, num_classes: int, tables, seed: int, fractions=(0.1, 0.9), sizes=(2, 5)):
+def make_scenarios(tasks: int, fractions: list[float], num_classes: int, tables, seed: int, sizes=(2, 5)):
+    """``tasks`` random tasks of 2-5 classes, each with a MACs budget at every fraction of the
+    space's range (so that budgets can be compared within a task)."""
     from nni_eas.eas.scenario import Scenario, format_budget
 
     rng = np.random.default_rng(seed)
     lo, hi = tables["macs"].minmax()
     out = []
-    for i in range(n):
+    for t in range(tasks):
         k = int(rng.integers(sizes[0], min(sizes[1], num_classes) + 1))
         cls = tuple(sorted(rng.choice(num_classes, size=k, replace=False).tolist()))
-        frac = float(rng.uniform(*fractions))
-        b = lo + frac * (hi - lo)
-        out.append(Scenario(f"s{i}: {'+'.join(map(str, cls))} @ {format_budget('macs', b)}", cls, {"macs": b}))
+        for f in fractions:
+            b = lo + f * (hi - lo)
+            out.append(Scenario(f"t{t}: {'+'.join(map(str, cls))} @ {format_budget('macs', b)}", cls, {"macs": b}))
     return out, [lo, hi]
 
 
@@ -175,63 +158,65 @@ def cap_split(x: torch.Tensor, y: torch.Tensor, per_class: int | None, num_class
 
 
 # ------------------------------------------------------------------------------------------------
-# the two methods
+# how an arch is scored (one protocol for every method: the decision is made on val)
 # ------------------------------------------------------------------------------------------------
-def time_generator(gen, tables, scenarios, repeats: int = 50) -> dict[str, Any]:
-    """Median time of the generator's forward pass for all scenarios at once, and of repair each."""
-    from nni_eas.eas.specialize import generate, repair
+class Scorer:
+    """Task top-1 of genomes with inherited weights: BN recalibrated on all-class training images,
+    task-restricted logits (the plain baseline of specialization); ``split``: val or test."""
 
-    gen.eval()
-    times = []
-    with torch.no_grad():
-        for _ in range(repeats + 3):
-            t0 = time.perf_counter()
-            masks, budgets = gen.inputs(scenarios)
-            logits = gen(masks, budgets)
-            genomes = logits.argmax().numpy()
-            flat = [t.numpy() for t in logits.flat()]
-            times.append(time.perf_counter() - t0)
-    fwd = float(np.median(times[3:]))
-    rep = []
+    def __init__(self, supernet, calib, data, calib_images: int):
+        self.supernet, self.calib, self.data, self.calib_images = supernet, calib, data, calib_images
+        self.calls = 0
+
+    def __call__(self, scenario, genomes: np.ndarray) -> np.ndarray:
+        from nni_eas.search.evaluators import SupernetEvaluator
+
+        ev = SupernetEvaluator(self.supernet, self.calib, self.data, classes=list(scenario.classes),
+                               calib_images=self.calib_images)
+        self.calls += len(genomes)
+        return ev(np.atleast_2d(np.asarray(genomes, dtype=np.int64)))["top1"]
+
+
+def method_generator(gen, tables, scenarios, val_score, samples: int) -> dict[str, Any]:
+    """The generator: one pass for all scenarios; ``argmax`` (+repair) alone, and re-ranked:
+    proposals (+ fill, + same-task pooling) scored on val, the best kept."""
+    from nni_eas.eas.propose import choose, pool_by_task, propose
+    from nni_eas.eas.specialize import generate
+
+    generate(gen, tables, scenarios[:1])                   # warm-up
+    t0 = time.perf_counter()
+    arg = generate(gen, tables, scenarios)
+    t_arg = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    props = pool_by_task(scenarios, propose(gen, tables, scenarios, samples=samples), tables)
+    t_prop = time.perf_counter() - t0
+    out = {"argmax": [], "rerank": []}
     for i, s in enumerate(scenarios):
         t0 = time.perf_counter()
-        repair(genomes[i], [f[i] for f in flat], tables, s.budgets)
-        rep.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    out = generate(gen, tables, scenarios)
-    total = time.perf_counter() - t0
-    return {"forward_all_s": fwd, "repair_s": rep, "generate_all_s": total, "generated": out}
+        v = val_score(s, np.asarray([arg[i].genome]))[0]
+        out["argmax"].append({"genome": arg[i].genome, "val_top1": float(v),
+                              "arch_seconds": t_arg / len(scenarios), "evaluations": 0})
+        t0 = time.perf_counter()
+        k, scores = choose(props[i].genomes, lambda g: val_score(s, g), prefer=tables["macs"].exact(
+            np.asarray(props[i].genomes, dtype=np.int64)))
+        out["rerank"].append({"genome": np.asarray(props[i].genomes[k]), "val_top1": float(scores[k]),
+                              "origin": props[i].origin[k], "candidates": len(props[i].genomes),
+                              "arch_seconds": t_prop / len(scenarios) + time.perf_counter() - t0,
+                              "evaluations": len(props[i].genomes)})
+    return out
 
 
-def subnet_val_top1(supernet, scenario, genome, calib, val, calib_images: int) -> float:
-    """One search evaluation, exactly as :func:`nni_eas.eas.specialize.specialize` measures a
-    subnet (task BN recalibration, task-restricted classifier), on the val split."""
-    from nni_eas.eas.specialize import specialize
-
-    return specialize(supernet, scenario, genome, calib, val, calib_images=calib_images)["top1"]
-
-
-def nsga2_search(supernet, tables, scenario, calib, val, calib_images: int, pop: int, generations: int,
-                 seed: int, cache: Path | None = None) -> dict[str, Any]:
-    """NSGA-II (top-1 x MACs, the budget as a constraint) for one scenario; ``cache``: a JSON file
-    of an earlier run with the same supernet, scenario and settings (reruns skip the search and
-    report the time it took then)."""
+def method_nsga2(cfg, tables, scenario, val_score, pop: int, generations: int, seed: int) -> dict[str, Any]:
+    """NSGA-II (val top-1 x MACs, the budget as a constraint): best feasible arch by val."""
     from nni_eas.search import CostEvaluator
     from nni_eas.search.config import build_driver
 
-    if cache is not None and cache.is_file():
-        out = json.loads(cache.read_text())
-        return {**out, "genome": np.asarray(out["genome"], dtype=np.int64), "cached": True}
-    cfg = supernet.config
     evaluated: list[tuple[np.ndarray, float]] = []
 
     def evaluate(genomes: np.ndarray) -> list[dict[str, float]]:
-        out = []
-        for g in genomes:
-            acc = subnet_val_top1(supernet, scenario, g, calib, val, calib_images)
-            evaluated.append((np.asarray(g).copy(), acc))
-            out.append({"top1": acc})
-        return out
+        acc = val_score(scenario, genomes)
+        evaluated.extend((np.asarray(g).copy(), float(a)) for g, a in zip(genomes, acc))
+        return [{"top1": float(a)} for a in acc]
 
     t0 = time.perf_counter()
     driver = build_driver({"algorithm": "nsga2", "pop_size": pop, "generations": generations, "seed": seed,
@@ -244,120 +229,163 @@ def nsga2_search(supernet, tables, scenario, calib, val, calib_images: int, pop:
     if not feasible.any():
         raise RuntimeError(f"{scenario.name}: NSGA-II found no feasible arch")
     best = int(np.flatnonzero(feasible)[np.argmax(acc[feasible])])
-    seconds = time.perf_counter() - t0
-    out = {"genome": G[best], "val_top1": float(acc[best]), "evaluations": len(evaluated),
-           "feasible": int(feasible.sum()), "seconds": seconds}
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(cache, {**out, "genome": G[best].tolist(), "scenario": scenario.to_dict()})
-    return out
+    return {"genome": G[best], "val_top1": float(acc[best]), "evaluations": len(evaluated),
+            "arch_seconds": time.perf_counter() - t0}
+
+
+def method_random(cfg, tables, scenario, val_score, n: int, seed: int) -> dict[str, Any]:
+    """The best (by val) of ``n`` uniformly random archs that meet the budget."""
+    from nni_eas.encodings import genome_bounds
+
+    t0 = time.perf_counter()
+    lo, hi = genome_bounds(cfg)
+    rng = np.random.default_rng(seed)
+    pool: list[np.ndarray] = []
+    while len(pool) < n:
+        g = rng.integers(lo, hi + 1, size=(4 * n, len(lo)))
+        ok = tables["macs"].exact(g) <= scenario.budgets["macs"]
+        pool.extend(g[ok])
+    G = np.stack(pool[:n])
+    acc = val_score(scenario, G)
+    best = int(np.nanargmax(acc))
+    return {"genome": G[best], "val_top1": float(acc[best]), "evaluations": n, "arch_seconds": time.perf_counter() - t0}
 
 
 # ------------------------------------------------------------------------------------------------
 # one dataset
 # ------------------------------------------------------------------------------------------------
+METHODS = ("argmax", "rerank", "nsga2", "random")
+LABEL = {"argmax": "generator (argmax + repair)", "rerank": "generator re-ranked on val",
+         "nsga2": "NSGA-II per scenario", "random": "best of random archs"}
+
+
+def load_splits(dataset: str, cfg, spec: dict[str, Any]):
+    from nni_eas.search.subnet_eval import load_eval_data
+
+    C, res = cfg.num_classes, max(cfg.resolutions)
+    x, y = load_eval_data(dataset, "train", res, cfg.in_chans)
+    keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:spec["calib_images"]]
+    calib = (x[keep], y[keep])
+    val = cap_split(*load_eval_data(dataset, "val", res, cfg.in_chans), spec["val_images"], C)
+    test = cap_split(*load_eval_data(dataset, "test", res, cfg.in_chans), spec["test_images"], C)
+    return calib, val, test
+
+
 def run_dataset(dataset: str, args) -> dict[str, Any]:
     from nni_eas.checkpoint import load_supernet
     from nni_eas.eas.budget import cost_tables
-    from nni_eas.eas.specialize import specialize
-    from nni_eas.search.subnet_eval import load_eval_data
 
     spec = dict(DATASETS[dataset])
-    supernet_path = digits_supernet() if dataset == "digits" else cifar_supernet(args.supernet_work)
+    supernet_path = get_supernet(spec["supernet"], args.work)
     supernet, _ = load_supernet(supernet_path)
     supernet.eval()
     cfg = supernet.config
-    C = cfg.num_classes
-    tables = cost_tables(cfg, ["macs"], num_classes=C)
+    tables = cost_tables(cfg, ["macs"], num_classes=cfg.num_classes)
     gen, gmeta = get_generator(supernet_path, dataset, args.work, args.generator)
-    res = max(cfg.resolutions)
-    calib = cap_split(*load_eval_data(dataset, "train", res, cfg.in_chans), spec["calib_images"], C)
-    val = cap_split(*load_eval_data(dataset, "val", res, cfg.in_chans), spec["val_images"], C)
-    test = cap_split(*load_eval_data(dataset, "test", res, cfg.in_chans), spec["test_images"], C)
-    scen, rng_macs = make_scenarios(args.timing_scenarios, C, tables, args.seed)
-    n_cmp = min(args.scenarios or spec["scenarios"], len(scen))
-    from nni_eas.checkpoint import file_sha256
-
-    cache_dir = args.work / "nsga2_cache" / (f"{dataset}_{file_sha256(supernet_path)[:12]}_p{args.pop}g{args.generations}"
-                                             f"_c{spec['calib_images']}_v{spec['val_images']}")
-
-    # (a) timing: all scenarios through the generator, then specialize each
-    tg = time_generator(gen, tables, scen)
-    spec_rows = []
-    for s, g in zip(scen, tg["generated"]):
-        r = specialize(supernet, s, g.genome, calib, test, calib_images=spec["calib_images"])
-        spec_rows.append({"top1": r["top1"], **r["seconds"]})
-    sec = {k: np.array([r[k] for r in spec_rows]) for k in ("extract", "bn", "eval")}
-    rep = np.array(tg["repair_s"])
-    timing = {
-        "scenarios": len(scen),
-        "generator_forward_all_ms": tg["forward_all_s"] * 1e3,
-        "repair_ms": {"median": float(np.median(rep) * 1e3), "total": float(rep.sum() * 1e3), "max": float(rep.max() * 1e3),
-                      "repaired": int(sum(g.repair_steps > 0 for g in tg["generated"]))},
-        "generate_all_ms": tg["generate_all_s"] * 1e3,
-        **{f"{k}_s": {"median": float(np.median(v)), "total": float(v.sum())} for k, v in sec.items()},
-        "extract_bn_s": {"median": float(np.median(sec["extract"] + sec["bn"])), "total": float((sec["extract"] + sec["bn"]).sum())},
-    }
-    t = timing
-    print(f"  (a) {len(scen)} scenarios: generator pass {t['generator_forward_all_ms']:.2f} ms for all, repair median "
-          f"{t['repair_ms']['median']:.2f} ms (total {t['repair_ms']['total']:.1f} ms, {t['repair_ms']['repaired']} repaired); "
-          f"extract+BN median {t['extract_bn_s']['median'] * 1e3:.0f} ms (total {t['extract_bn_s']['total']:.1f} s), "
-          f"eval median {t['eval_s']['median'] * 1e3:.0f} ms", flush=True)
-
-    # (b) accuracy: generated vs NSGA-II per scenario
-    rows = []
-    print(f"  (b) {'scenario':<28} {'budget%':>7} {'gen top1':>8} {'nsga top1':>9} {'diff':>6} {'gen s':>7} {'nsga s':>7}",
-          flush=True)
+    calib, val, test = load_splits(dataset, cfg, spec)
+    val_score = Scorer(supernet, calib, val, spec["calib_images"])
+    test_score = Scorer(supernet, calib, test, spec["calib_images"])
+    scen, rng_macs = make_scenarios(args.tasks, args.fractions, cfg.num_classes, tables, args.seed)
     lo, hi = rng_macs
-    for i, (s, g) in enumerate(zip(scen[:n_cmp], tg["generated"])):
-        gen_arch_s = tg["forward_all_s"] / len(scen) + tg["repair_s"][i]
-        gen_s = gen_arch_s + spec_rows[i]["extract"] + spec_rows[i]["bn"]
-        ns = nsga2_search(supernet, tables, s, calib, val, spec["calib_images"], args.pop, args.generations, args.seed + i,
-                          cache=None if args.no_cache else cache_dir / f"seed{args.seed}_{i}.json")
-        r = specialize(supernet, s, ns["genome"], calib, test, calib_images=spec["calib_images"])
-        ns_s = ns["seconds"] + r["seconds"]["extract"] + r["seconds"]["bn"]
+    t0 = time.perf_counter()
+    g = method_generator(gen, tables, scen, val_score, args.samples)
+    print(f"  generator: {len(scen)} scenarios, {time.perf_counter() - t0:.1f} s incl. re-ranking", flush=True)
+    rows = []
+    hdr = " ".join(f"{m:>8}" for m in METHODS)
+    print(f"  {'scenario':<26} {'budget%':>7} val top-1: {hdr} | test top-1: {hdr}", flush=True)
+    for i, s in enumerate(scen):
+        res = {"argmax": g["argmax"][i], "rerank": g["rerank"][i],
+               "nsga2": method_nsga2(cfg, tables, s, val_score, args.pop, args.generations, args.seed + i),
+               "random": method_random(cfg, tables, s, val_score, args.random, args.seed + i)}
         row = {"scenario": s.name, "classes": list(s.classes), "budget_macs": s.budgets["macs"],
-               "budget_frac": (s.budgets["macs"] - lo) / (hi - lo),
-               "generator": {"top1": spec_rows[i]["top1"], "macs": g.costs["macs"], "repair_steps": g.repair_steps,
-                             "arch_seconds": gen_arch_s, "seconds": gen_s},
-               "nsga2": {"top1": r["top1"], "val_top1": ns["val_top1"], "macs": float(tables["macs"].exact(ns["genome"][None])[0]),
-                         "evaluations": ns["evaluations"], "feasible": ns["feasible"], "arch_seconds": ns["seconds"],
-                         "seconds": ns_s, "cached": bool(ns.get("cached"))}}
+               "budget_frac": (s.budgets["macs"] - lo) / (hi - lo)}
+        for m, r in res.items():
+            macs = float(tables["macs"].exact(np.asarray(r["genome"])[None])[0])
+            row[m] = {"val_top1": r["val_top1"], "test_top1": float(test_score(s, np.asarray(r["genome"])[None])[0]),
+                      "macs": macs, "budget_use": macs / s.budgets["macs"], "evaluations": r["evaluations"],
+                      "arch_seconds": r["arch_seconds"], "genome": [int(v) for v in r["genome"]],
+                      **({"origin": r["origin"]} if "origin" in r else {})}
         rows.append(row)
-        d = row["generator"]["top1"] - row["nsga2"]["top1"]
-        print(f"      {s.name[:28]:<28} {row['budget_frac'] * 100:6.0f}% {row['generator']['top1']:8.3f} "
-              f"{row['nsga2']['top1']:9.3f} {d * 100:+6.1f} {gen_s:7.3f} {ns_s:7.1f}", flush=True)
-    diff = np.array([r["generator"]["top1"] - r["nsga2"]["top1"] for r in rows])
-    tie = 0.005
-    gen_t = np.array([r["generator"]["seconds"] for r in rows])
-    ns_t = np.array([r["nsga2"]["seconds"] for r in rows])
-    summary = {
-        "generator_top1_mean": float(np.mean([r["generator"]["top1"] for r in rows])),
-        "nsga2_top1_mean": float(np.mean([r["nsga2"]["top1"] for r in rows])),
-        "mean_diff_points": float(diff.mean() * 100),
-        "wins": int((diff > tie).sum()), "ties": int((np.abs(diff) <= tie).sum()), "losses": int((diff < -tie).sum()),
-        "tie_tolerance_points": tie * 100,
-        "generator_seconds_mean": float(gen_t.mean()), "nsga2_seconds_mean": float(ns_t.mean()),
-        "time_ratio": float(ns_t.mean() / gen_t.mean()),
-        "arch_time_ratio": float(np.mean([r["nsga2"]["arch_seconds"] for r in rows])
-                                 / np.mean([r["generator"]["arch_seconds"] for r in rows])),
-        "generator_budget_use_mean": float(np.mean([r["generator"]["macs"] / r["budget_macs"] for r in rows])),
-        "nsga2_budget_use_mean": float(np.mean([r["nsga2"]["macs"] / r["budget_macs"] for r in rows])),
-        "meets_1pt_target": bool(diff.mean() * 100 >= -1.0), "meets_100x_target": bool(ns_t.mean() / gen_t.mean() >= 100),
-    }
-    s = summary
-    print(f"  => generator {s['generator_top1_mean']:.4f} vs NSGA-II {s['nsga2_top1_mean']:.4f}: mean diff "
-          f"{s['mean_diff_points']:+.2f} pt, W/T/L {s['wins']}/{s['ties']}/{s['losses']}, time {s['generator_seconds_mean']:.3f} s "
-          f"vs {s['nsga2_seconds_mean']:.1f} s per scenario incl. extraction + BN ({s['time_ratio']:.0f}x; "
-          f"arch choice alone {s['arch_time_ratio']:.0f}x)", flush=True)
-    gm = {k: v for k, v in gmeta.items() if k in ("steps", "val", "config", "train_seconds")}
-    return {"supernet": supernet_summary(supernet_path), "generator": gm, "space": cfg.name,
-            "resolutions": list(cfg.resolutions), "macs_range": rng_macs,
+        print(f"  {s.name[:26]:<26} {row['budget_frac'] * 100:6.0f}% {'':>10} "
+              + " ".join(f"{row[m]['val_top1']:8.3f}" for m in METHODS) + " | "
+              + " ".join(f"{row[m]['test_top1']:8.3f}" for m in METHODS), flush=True)
+    return {"supernet": supernet_summary(supernet_path), "generator": {k: v for k, v in gmeta.items()
+                                                                        if k in ("steps", "val", "config", "train_seconds")},
+            "space": cfg.name, "resolutions": list(cfg.resolutions), "macs_range": rng_macs,
             "eval": {k: spec[k] for k in ("calib_images", "val_images", "test_images")},
-            "search": {"algorithm": "nsga2", "pop_size": args.pop, "generations": args.generations,
-                       "selection": "best feasible by task val top-1, reported on test"},
-            "timing": timing, "comparison": rows, "summary": summary,
-            "timing_scenarios_top1_mean": float(np.mean([r["top1"] for r in spec_rows]))}
+            "rows": rows, "summary": summarize(rows, val, args)}
+
+
+def summarize(rows: list[dict[str, Any]], val, args) -> dict[str, Any]:
+    tie = 0.005
+    out: dict[str, Any] = {"tie_tolerance_points": tie * 100}
+    for m in METHODS:
+        out[m] = {k: float(np.mean([r[m][k] for r in rows])) for k in ("val_top1", "test_top1", "budget_use",
+                                                                           "arch_seconds", "evaluations")}
+    for ref in ("nsga2", "random", "argmax"):
+        for split in ("val", "test"):
+            d = np.array([r["rerank"][f"{split}_top1"] - r[ref][f"{split}_top1"] for r in rows])
+            out[f"rerank_vs_{ref}_{split}"] = {"mean_diff_points": float(d.mean() * 100), "wins": int((d > tie).sum()),
+                                               "ties": int((np.abs(d) <= tie).sum()), "losses": int((d < -tie).sum())}
+    # monotonicity: within a task, val top-1 of the re-ranked choice never drops as the budget grows
+    tasks: dict[tuple, list] = {}
+    for r in rows:
+        tasks.setdefault(tuple(r["classes"]), []).append(r)
+    drops = []
+    for rs in tasks.values():
+        rs = sorted(rs, key=lambda r: r["budget_macs"])
+        for a, b in zip(rs, rs[1:]):
+            drops.append(a["rerank"]["val_top1"] - b["rerank"]["val_top1"])
+    out["monotonicity"] = {"pairs": len(drops), "violations": int(sum(d > 1e-9 for d in drops)),
+                           "largest_drop_points": float(max(drops + [0.0]) * 100)}
+    vs = out["rerank_vs_nsga2_val"]
+    out["targets"] = {"within_0.5pt_of_nsga2_on_val": vs["mean_diff_points"] >= -0.5,
+                      "ahead_of_nsga2_more_often_than_behind_on_val": vs["wins"] > vs["losses"],
+                      "monotone_in_budget": out["monotonicity"]["violations"] == 0}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# task dropout vs plain training (digits)
+# ------------------------------------------------------------------------------------------------
+def task_dropout_comparison(args) -> dict[str, Any]:
+    """20 random 2-5-class digits tasks; the same archs (smallest, largest, 3 random) of two
+    supernets trained alike except for EAS task dropout, specialized the same way (all-class BN,
+    task-restricted logits); task top-1 on test."""
+    from nni_eas.checkpoint import load_supernet
+    from nni_eas.encodings import arch_to_genome
+    from nni_eas.spaces.arch import max_arch, min_arch, sample_arch
+
+    spec = DATASETS["digits"]
+    out: dict[str, Any] = {"tasks": args.td_tasks, "archs": ["smallest", "largest", "random0", "random1", "random2"]}
+    scores = {}
+    for key in ("digits", "digits_no_task_dropout"):
+        path = get_supernet(key, args.work)
+        sn, _ = load_supernet(path)
+        sn.eval()
+        cfg = sn.config
+        calib, _, test = load_splits("digits", cfg, spec)
+        score = Scorer(sn, calib, test, spec["calib_images"])
+        archs = [min_arch(cfg), max_arch(cfg)] + [sample_arch(cfg, rng=np.random.default_rng(s)) for s in range(3)]
+        G = np.stack([arch_to_genome(cfg, a) for a in archs])
+        rng = np.random.default_rng(args.seed + 7)
+        from nni_eas.eas.scenario import Scenario
+
+        per_task = []
+        for t in range(args.td_tasks):
+            k = int(rng.integers(2, 6))
+            cls = tuple(sorted(rng.choice(cfg.num_classes, size=k, replace=False).tolist()))
+            per_task.append(score(Scenario(f"task{t}", cls, {}), G).tolist())
+        scores[key] = np.asarray(per_task)
+        out[key] = {"supernet": supernet_summary(path), "mean_top1": float(scores[key].mean()),
+                    "per_arch_mean": scores[key].mean(0).tolist()}
+    d = (scores["digits"] - scores["digits_no_task_dropout"]).mean(1)
+    out["task_dropout_minus_plain_points"] = float(d.mean() * 100)
+    out["wins_ties_losses"] = [int((d > 0.005).sum()), int((np.abs(d) <= 0.005).sum()), int((d < -0.005).sum())]
+    print(f"  task dropout {out['digits']['mean_top1']:.4f} vs plain {out['digits_no_task_dropout']['mean_top1']:.4f} "
+          f"({out['task_dropout_minus_plain_points']:+.2f} pt; W/T/L {out['wins_ties_losses']}) over {args.td_tasks} tasks",
+          flush=True)
+    return out
 
 
 def plot(path: Path, results: dict[str, Any]) -> None:
@@ -366,58 +394,49 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ds = [d for d in results["datasets"]]
-    fig, axes = plt.subplots(1, len(ds) + 1, figsize=(4.2 * (len(ds) + 1), 3.8), squeeze=False)
-    for ax, d in zip(axes[0], ds):
-        rows = results["datasets"][d]["comparison"]
-        a = np.array([r["generator"]["top1"] for r in rows])
-        b = np.array([r["nsga2"]["top1"] for r in rows])
-        f = np.array([r["budget_frac"] for r in rows])
-        sc = ax.scatter(b, a, c=f, cmap="viridis", vmin=0, vmax=1)
-        lo = min(a.min(), b.min()) - 0.02
-        ax.plot([lo, 1], [lo, 1], color="gray", lw=0.8, ls="--")
-        ax.set(xlabel="NSGA-II per scenario: task top-1 (test)", ylabel="generator: task top-1 (test)",
-               title=f"{d}: {results['datasets'][d]['summary']['mean_diff_points']:+.2f} pt mean")
-        fig.colorbar(sc, ax=ax, label="budget (fraction of MACs range)")
-    ax = axes[0][-1]
-    names, gen_t, ns_t = [], [], []
-    for d in ds:
-        s = results["datasets"][d]["summary"]
-        names.append(d)
-        gen_t.append(s["generator_seconds_mean"])
-        ns_t.append(s["nsga2_seconds_mean"])
-    x = np.arange(len(names))
-    ax.bar(x - 0.2, gen_t, 0.4, label="generator (pass + repair + extract + BN)")
-    ax.bar(x + 0.2, ns_t, 0.4, label="NSGA-II search + extract + BN")
-    ax.set_yscale("log")
-    ax.set_xticks(x, names)
-    ax.set_ylabel("seconds per scenario (log)")
-    ax.legend(fontsize=7)
+    ds = list(results["datasets"])
+    fig, axes = plt.subplots(2, max(len(ds), 1), figsize=(5 * max(len(ds), 1), 7.5), squeeze=False)
+    for c, d in enumerate(ds):
+        rows = results["datasets"][d]["rows"]
+        ax = axes[0][c]
+        x = np.arange(len(rows))
+        for k, m in enumerate(METHODS):
+            ax.bar(x + (k - 1.5) * 0.2, [r[m]["val_top1"] for r in rows], 0.2, label=LABEL[m])
+        lo = min(min(r[m]["val_top1"] for m in METHODS) for r in rows)
+        ax.set(ylim=(max(0.0, lo - 0.05), 1.0), ylabel="task top-1 (val: the decision split)",
+               title=f"{d}: {results['datasets'][d]['summary']['rerank_vs_nsga2_val']['mean_diff_points']:+.2f} pt vs NSGA-II")
+        ax.set_xticks(x, [r["scenario"].split(":")[0] + f" {100 * r['budget_frac']:.0f}%" for r in rows], rotation=70,
+                      fontsize=7)
+        ax.legend(fontsize=6)
+        ax = axes[1][c]
+        for m in METHODS:
+            ax.scatter([r["budget_frac"] for r in rows], [r[m]["budget_use"] for r in rows], label=LABEL[m], s=18)
+        ax.set(xlabel="budget (fraction of the space's MACs range)", ylabel="budget use (MACs / budget)", ylim=(0, 1.05))
+        ax.legend(fontsize=6)
     save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", nargs="+", default=["digits", "cifar10"], choices=list(DATASETS))
-    p.add_argument("--scenarios", type=int, default=None, help="scenarios of the accuracy comparison "
-                   "(default: 12 on each dataset)")
-    p.add_argument("--no-cache", action="store_true", help="rerun the NSGA-II searches even when cached")
-    p.add_argument("--timing-scenarios", type=int, default=50)
-    p.add_argument("--pop", type=int, default=16)
-    p.add_argument("--generations", type=int, default=5)
+    p.add_argument("--tasks", type=int, default=4, help="random tasks, each at every budget fraction")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.5, 0.85])
+    p.add_argument("--samples", type=int, default=8, help="generator samples per scenario for re-ranking")
+    p.add_argument("--pop", type=int, default=30)
+    p.add_argument("--generations", type=int, default=10, help="pop x generations = NSGA-II evaluations per scenario")
+    p.add_argument("--random", type=int, default=100, help="random archs per scenario")
+    p.add_argument("--td-tasks", type=int, default=20, help="tasks of the task-dropout comparison (digits)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--generator-steps", type=int, default=None, help="override GeneratorConfig.steps (default: the default)")
-    p.add_argument("--quick", action="store_true", help="smoke test: 3 scenarios, pop 6 x 2, 10 timing scenarios, 20 generator steps")
+    p.add_argument("--generator-steps", type=int, default=None)
+    p.add_argument("--quick", action="store_true", help="smoke test: 2 tasks x 2 budgets, tiny searches, 3 td tasks")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "eas_bench")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
     args.generator = {}
-    args.supernet_work = args.work          # the CIFAR-10 supernet is shared by quick and full runs
     if args.quick:
-        args.scenarios, args.timing_scenarios, args.pop, args.generations = 3, 10, 6, 2
-        args.generator = {"steps": 20, "val_every": 10}
-        args.work = args.work / "quick"
+        args.tasks, args.fractions, args.pop, args.generations, args.random, args.td_tasks = 2, [0.2, 0.8], 6, 2, 10, 3
+        args.samples = 3
     if args.generator_steps:
         args.generator["steps"] = args.generator_steps
     args.work.mkdir(parents=True, exist_ok=True)
@@ -427,9 +446,8 @@ def main(argv=None) -> int:
 
     results: dict[str, Any] = {"machine": machine_info(args.threads), "quick": args.quick,
                                "generator_config": GeneratorConfig(**args.generator).model_dump(mode="json"),
-                               "settings": {"scenarios": args.scenarios, "timing_scenarios": args.timing_scenarios,
-                                            "pop": args.pop, "generations": args.generations, "seed": args.seed,
-                                            "classes_per_task": [2, 5], "budget_fractions": [0.1, 0.9]},
+                               "settings": {k: getattr(args, k) for k in ("tasks", "fractions", "samples", "pop",
+                                                                           "generations", "random", "td_tasks", "seed")},
                                "datasets": {}}
     name = "eas_quick" if args.quick else "eas"
     for d in args.datasets:
@@ -438,15 +456,20 @@ def main(argv=None) -> int:
         results["datasets"][d] = run_dataset(d, args)
         results["datasets"][d]["wall_s"] = time.perf_counter() - t0
         atomic_write_json(args.out / f"{name}.json", results)
+    if "digits" in args.datasets and args.td_tasks:
+        print("task dropout vs plain (digits):", flush=True)
+        results["task_dropout_vs_plain"] = task_dropout_comparison(args)
+        atomic_write_json(args.out / f"{name}.json", results)
     plot(args.out / f"{name}.png", results)
-    print(f"\n{'dataset':<9} {'pass(all) ms':>12} {'repair ms':>9} {'extr+BN s':>9} {'gen top1':>8} {'nsga top1':>9} "
-          f"{'diff pt':>7} {'W/T/L':>7} {'gen s':>6} {'nsga s':>7} {'ratio':>6} {'arch ratio':>10}")
+    print(f"\n{'dataset':<8} {'method':<28} {'val top1':>8} {'test top1':>9} {'budget use':>10} {'evals':>6} {'arch s':>8}")
     for d, r in results["datasets"].items():
-        t, s = r["timing"], r["summary"]
-        print(f"{d:<9} {t['generator_forward_all_ms']:12.2f} {t['repair_ms']['median']:9.2f} {t['extract_bn_s']['median']:9.3f} "
-              f"{s['generator_top1_mean']:8.4f} {s['nsga2_top1_mean']:9.4f} {s['mean_diff_points']:+7.2f} "
-              f"{s['wins']}/{s['ties']}/{s['losses']:<3} {s['generator_seconds_mean']:6.3f} {s['nsga2_seconds_mean']:7.1f} "
-              f"{s['time_ratio']:6.0f}x {s['arch_time_ratio']:9.0f}x")
+        s = r["summary"]
+        for m in METHODS:
+            print(f"{d:<8} {LABEL[m]:<28} {s[m]['val_top1']:8.4f} {s[m]['test_top1']:9.4f} {s[m]['budget_use']:10.2f} "
+                  f"{s[m]['evaluations']:6.0f} {s[m]['arch_seconds']:8.3f}")
+        v = s["rerank_vs_nsga2_val"]
+        print(f"{'':<8} re-ranked vs NSGA-II on val: {v['mean_diff_points']:+.2f} pt, W/T/L {v['wins']}/{v['ties']}/{v['losses']}; "
+              f"monotonicity violations {s['monotonicity']['violations']}/{s['monotonicity']['pairs']}; targets {s['targets']}")
     print(f"wrote {args.out / (name + '.json')} and {args.out / (name + '.png')}")
     return 0
 

@@ -86,3 +86,10 @@ def test_choose_skips_failed_candidates_and_refuses_all_failed():
     assert k == 1
     with pytest.raises(RuntimeError, match="every candidate"):
         choose([[0]], lambda g: np.array([np.nan]))
+
+
+def test_ties_on_validation_go_to_the_larger_subnet_then_the_earlier_candidate():
+    k, _ = choose([[0], [1], [2], [3]], lambda g: np.array([0.9, 0.95, 0.95, 0.95]), prefer=[1e6, 2e6, 5e6, 5e6])
+    assert k == 2
+    k, _ = choose([[0], [1], [2]], lambda g: np.array([0.95, 0.95, 0.9]))
+    assert k == 0

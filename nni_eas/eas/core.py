@@ -339,7 +339,7 @@ class EASCore:
         def num(v: Any, fmt: str, missing: str = "-") -> str:
             return format(v, fmt) if isinstance(v, (int, float)) else missing
 
-        head = (f"{'scenario':<15} {'classes':<10} {'budget':<15} {'MACs':>6} {'params':>6} {'latency':>7} "
+        head = (f"{'scenario':<19} {'classes':<9} {'budget':<13} {'MACs':>6} {'params':>6} {'latency':>7} "
                 f"{'top-1':>6} {'baseline':>8} {'bn':<6} {'budget use':>10}")
         lines = [head, "-" * len(head)]
         for r in self.rows():
@@ -349,7 +349,7 @@ class EASCore:
             cls = ",".join(r["class_names"]) if len(r["class_names"]) <= 5 else f"{len(r['classes'])} cls"
             use = f"{100 * r['budget_use']:.0f}%" if isinstance(r.get("budget_use"), (int, float)) else "-"
             bn = str(m.get("bn") or "-") + ("+h" if m.get("head") == "tuned" else "")
-            lines.append(f"{r['scenario'][:15]:<15} {cls[:10]:<10} {r['budget_text'][:15]:<15} "
+            lines.append(f"{r['scenario'][:19]:<19} {cls[:9]:<9} {r['budget_text'][:13]:<13} "
                          f"{format_budget('macs', m['macs']) if 'macs' in m else '-':>6} "
                          f"{format_budget('params', m['params']) if 'params' in m else '-':>6} {lat[:7]:>7} "
                          f"{num(m.get('top1'), '.3f', 'failed'):>6} {num(m.get('baseline_top1'), '.3f'):>8} "

@@ -17,8 +17,8 @@ few real evaluations per scenario:
    the choice monotone: a larger budget never scores lower on validation than a smaller one.
 3. :func:`choose`: every candidate is scored on the task's *validation* images (inherited
    weights, BN recalibrated on all-class training images, task-restricted logits: the same
-   protocol NSGA-II's evaluations use) and the best is kept; ties go to the earlier candidate
-   (the generator's own most likely arch first).
+   protocol NSGA-II's evaluations use) and the best is kept; ties go to the larger subnet
+   (MACs), then to the earlier candidate (the generator's own most likely arch first).
 
 All of it is numpy + one generator pass; only :func:`choose` touches the supernet.
 """
@@ -129,14 +129,22 @@ def pool_by_task(scenarios: Sequence[Any], proposals: Sequence[Proposal], tables
     return out
 
 
-def choose(genomes: Sequence[Sequence[int]], score: Callable[[np.ndarray], np.ndarray]) -> tuple[int, np.ndarray]:
+def choose(genomes: Sequence[Sequence[int]], score: Callable[[np.ndarray], np.ndarray],
+           prefer: Sequence[float] | None = None) -> tuple[int, np.ndarray]:
     """``(index of the best candidate, scores)``: ``score(genomes [P, L]) -> [P]`` (higher is
-    better, NaN = failed); ties go to the earliest candidate."""
+    better, NaN = failed). Ties on the score go to the largest ``prefer`` (e.g. MACs: with small
+    validation sets ties are common, and a larger subnet of a well-trained supernet is the better
+    bet), then to the earliest candidate."""
     g = np.asarray(genomes, dtype=np.int64)
     s = np.asarray(score(g), dtype=np.float64)
     if not np.isfinite(s).any():
         raise RuntimeError("every candidate arch failed to evaluate")
-    return int(np.argmax(np.where(np.isfinite(s), s, -np.inf))), s
+    s_ok = np.where(np.isfinite(s), s, -np.inf)
+    best = np.flatnonzero(s_ok >= s_ok.max() - 1e-12)
+    if prefer is not None and len(best) > 1:
+        pref = np.asarray(prefer, dtype=np.float64)[best]
+        best = best[pref >= pref.max()]
+    return int(best[0]), s
 
 
 def val_scorer(supernet: Any, classes: Sequence[int], calib: Any, val: Any, calib_images: int = 500

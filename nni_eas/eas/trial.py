@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from ..compat import with_default_metric
 
 __all__ = ["run_job", "eas_model", "main"]
@@ -105,7 +107,11 @@ def _choose_arch(job: Mapping[str, Any], supernet: Any, scen: Any) -> tuple[list
     res = max(cfg.resolutions)
     calib = _data(ev["dataset"], ev.get("calib_split", "train"), res, cfg.in_chans)
     val = _data(ev["dataset"], ev.get("val_split", "val"), res, cfg.in_chans)
-    k, scores = choose(candidates, val_scorer(supernet, scen.classes, calib, val, int(ev.get("calib_images", 500))))
+    from ..costs import CostModel
+
+    macs = CostModel(cfg).costs(np.asarray(candidates, dtype=np.int64)).macs
+    k, scores = choose(candidates, val_scorer(supernet, scen.classes, calib, val, int(ev.get("calib_images", 500))),
+                       prefer=macs)
     return candidates[k], {"candidate": origin[k], "candidates": len(candidates),
                            "candidate_val_top1": float(scores[k]), "argmax_val_top1": float(scores[0]),
                            "choose_seconds": round(time.perf_counter() - t0, 3), "genome": candidates[k]}
