@@ -5,7 +5,7 @@ imports (``nni_eas.tuners``) must reach its config models without importing torc
 timm or pymoo. Packages therefore list their public names with the module that defines them and
 import that module on first use::
 
-    __getattr__, __dir__ = lazy_exports(__name__, {"SearchDriver": "driver", ...})
+    __all__, __getattr__, __dir__ = lazy_exports(__name__, {"driver": ("Batch", "SearchDriver"), ...})
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from typing import Any, Callable, Mapping
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``: ``names`` maps a public name to its submodule."""
-    table = dict(names)
+def lazy_exports(package: str, modules: Mapping[str, tuple[str, ...]]
+                 ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__all__, __getattr__, __dir__)`` for ``package``: ``modules`` maps each submodule to the
+    public names it defines."""
+    table = {name: module for module, names in modules.items() for name in names}
     module_obj = sys.modules[package]
     module_obj.__class__ = _Package
     module_obj.__dict__["_lazy_exports"] = table
@@ -40,7 +42,7 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str]
 
         return sorted(set(vars(sys.modules[package])) | set(table))
 
-    return __getattr__, __dir__
+    return sorted(table), __getattr__, __dir__
 
 
 class _Package(ModuleType):

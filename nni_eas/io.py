@@ -17,7 +17,8 @@ from typing import IO, Any
 
 from .config import atomic_write_text
 
-__all__ = ["safe_pickle_load", "UnsafePickleError", "atomic_write_json", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["safe_pickle_load", "UnsafePickleError", "atomic_write_json", "atomic_write_bytes", "atomic_write_text",
+           "read_json_state", "check_state_format"]
 
 # (module, name) pairs a research pickle may reference: numpy arrays and scalars, and the
 # builtins that pickled iterators (``zip(...)``) reduce to. Nothing that can run code.
@@ -101,3 +102,28 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def read_json_state(path: str | os.PathLike, what: str, fix: str) -> Any:
+    """A run's JSON state file; a missing, truncated, binary or unreadable file raises
+    :class:`~nni_eas.config.ConfigError` naming the file, what it should be and ``fix``."""
+    from .config import ConfigError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path} (expected a {path.name} written by nni-eas)") from None
+    except (OSError, ValueError) as e:  # truncated JSON, binary data (UnicodeDecodeError), a folder...
+        raise ConfigError(f"{path} is not a readable nni-eas {what} (truncated or not written by nni-eas): "
+                          f"{type(e).__name__}: {e}; {fix}") from None
+
+
+def check_state_format(state: Any, path: str | os.PathLike, what: str, expected: str, fix: str) -> dict:
+    """``state`` if it is a dict of format ``expected``, else :class:`~nni_eas.config.ConfigError`."""
+    from .config import ConfigError
+
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if fmt != expected:
+        raise ConfigError(f"{path} is not an nni-eas {what} (format {fmt!r}, expected {expected!r}); {fix}")
+    return state

@@ -10,26 +10,12 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-_EXPORTS = {
-    'SPLITS': 'datasets',
-    'ArrayDataset': 'datasets',
-    'DatasetCacheWarning': 'datasets',
-    'DatasetFormatError': 'datasets',
-    'DatasetNotFoundError': 'datasets',
-    'convert_channels': 'datasets',
-    'data_roots': 'datasets',
-    'default_cache_dir': 'datasets',
-    'default_data_home': 'datasets',
-    'load_dataset': 'datasets',
-    'stratified_split': 'datasets',
-    'available_datasets': 'sources',
-    'dataset_spec': 'sources',
-    'dataset_classes': 'sources',
-    'Task': 'tasks',
-    'TaskDataset': 'datasets',
-    'TaskSampler': 'tasks',
-    'labeled_unlabeled_split': 'datasets',
-    'ClassificationDataModule': 'module',
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    'datasets': ('SPLITS', 'ArrayDataset', 'DatasetCacheWarning', 'DatasetFormatError',
+                 'DatasetNotFoundError', 'convert_channels', 'data_roots', 'default_cache_dir',
+                 'default_data_home', 'load_dataset', 'stratified_split', 'TaskDataset',
+                 'labeled_unlabeled_split'),
+    'sources': ('available_datasets', 'dataset_spec', 'dataset_classes',),
+    'tasks': ('Task', 'TaskSampler',),
+    'module': ('ClassificationDataModule',),
+})

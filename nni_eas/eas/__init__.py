@@ -10,32 +10,12 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-_EXPORTS = {
-    'METRICS': 'budget',
-    'CostTable': 'budget',
-    'cost_tables': 'budget',
-    'EASConfig': 'config',
-    'GeneratorConfig': 'config',
-    'ScenarioRule': 'config',
-    'ScenarioSpec': 'config',
-    'SpecializeConfig': 'config',
-    'eas_config': 'config',
-    'ArchGenerator': 'generator',
-    'GeneratorModule': 'generator',
-    'load_generator': 'generator',
-    'save_generator': 'generator',
-    'Scenario': 'scenario',
-    'format_budget': 'scenario',
-    'parse_budget': 'scenario',
-    'resolve_scenarios': 'scenario',
-    'Generated': 'specialize',
-    'generate': 'specialize',
-    'repair': 'specialize',
-    'specialize': 'specialize',
-    'task_data': 'specialize',
-    'GeneratorResult': 'train',
-    'load_tables': 'budget',
-    'train_generator': 'train',
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    'budget': ('METRICS', 'CostTable', 'cost_tables', 'load_tables',),
+    'config': ('EASConfig', 'GeneratorConfig', 'ScenarioRule', 'ScenarioSpec', 'SpecializeConfig',
+               'eas_config'),
+    'generator': ('ArchGenerator', 'GeneratorModule', 'load_generator', 'save_generator',),
+    'scenario': ('Scenario', 'format_budget', 'parse_budget', 'resolve_scenarios',),
+    'specialize': ('Generated', 'generate', 'repair', 'specialize', 'task_data',),
+    'train': ('GeneratorResult', 'train_generator',),
+})

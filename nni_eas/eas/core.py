@@ -37,7 +37,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..encodings import arch_from_genome, arch_to_genome
-from ..io import atomic_write_json, save_figure
+from ..io import atomic_write_json, check_state_format, read_json_state, save_figure
 from ..spaces.arch import max_arch
 from ..spaces.config import OFAMobileNetV3Config
 from .config import EASConfig, eas_config
@@ -370,16 +370,7 @@ class EASCore:
     def load_checkpoint(self) -> None:
         path = self.workdir / STATE_FILE
         fix = "delete it to start over, or choose another workdir (or resume=False)"
-        try:
-            st = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"EAS state not found: {path} (expected an {STATE_FILE} written by nni-eas)") from None
-        except (OSError, ValueError) as e:  # truncated JSON, binary data (UnicodeDecodeError), a folder...
-            raise ConfigError(f"{path} is not a readable nni-eas EAS state (truncated or not written by nni-eas): "
-                              f"{type(e).__name__}: {e}; {fix}") from None
-        fmt = st.get("format") if isinstance(st, dict) else None
-        if fmt != STATE_FORMAT:
-            raise ConfigError(f"{path} is not an nni-eas EAS state (format {fmt!r}, expected {STATE_FORMAT!r}); {fix}")
+        st = check_state_format(read_json_state(path, "EAS state", fix), path, "EAS state", STATE_FORMAT, fix)
         keys = ("step", "supernet", "generator", "stage_metrics", "generated", "generate_seconds", "results", "scenarios")
         missing = [k for k in keys if k not in st]
         bad = [k for k, t in (("step", int), ("stage_metrics", dict), ("generated", list), ("results", list),

@@ -18,18 +18,8 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-_EXPORTS = {
-    'Archive': 'archive',
-    'ArchiveRecord': 'archive',
-    'AdaptConfig': 'config',
-    'NATConfig': 'config',
-    'SurrogateConfig': 'config',
-    'EVALUATIONS_FILE': 'core',
-    'STATE_FILE': 'core',
-    'LocalEvaluator': 'core',
-    'NATBatch': 'core',
-    'NATCore': 'core',
-    'select_diverse': 'core',
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    'archive': ('Archive', 'ArchiveRecord',),
+    'config': ('AdaptConfig', 'NATConfig', 'SurrogateConfig',),
+    'core': ('EVALUATIONS_FILE', 'STATE_FILE', 'LocalEvaluator', 'NATBatch', 'NATCore', 'select_diverse',),
+})

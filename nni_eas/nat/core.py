@@ -38,7 +38,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from ..config import ConfigError, validate
 from ..encodings import arch_to_genome
-from ..io import atomic_write_json
+from ..io import atomic_write_json, check_state_format, read_json_state
 from ..predictors.base import Predictor, kendall_tau
 from ..predictors.surrogates import AdaptiveSurrogate, make_surrogate
 from ..search.algorithms import make_algorithm
@@ -663,16 +663,7 @@ class NATCore:
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         path = Path(path) if path is not None else self.workdir / STATE_FILE  # type: ignore[operator]
         fix = "delete it to start the NAT run over, or choose another workdir (or resume=False)"
-        try:
-            state = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"NAT state not found: {path} (expected a {STATE_FILE} written by nni-eas)") from None
-        except (OSError, ValueError) as e:  # truncated JSON, binary data (UnicodeDecodeError), a folder...
-            raise ConfigError(f"{path} is not a readable nni-eas NAT state (truncated or not written by nni-eas): "
-                              f"{type(e).__name__}: {e}; {fix}") from None
-        fmt = state.get("format") if isinstance(state, dict) else None
-        if fmt != STATE_FORMAT:
-            raise ConfigError(f"{path} is not an nni-eas NAT state (format {fmt!r}, expected {STATE_FORMAT!r}); {fix}")
+        state = check_state_format(read_json_state(path, "NAT state", fix), path, "NAT state", STATE_FORMAT, fix)
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing or not isinstance(state["config"], dict) or not isinstance(state["space"], dict):
             raise ConfigError(f"{path} is an incomplete nni-eas NAT state (missing or malformed: "

@@ -15,25 +15,12 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-_EXPORTS = {
-    'Predictor': 'base',
-    'kendall_tau': 'base',
-    'regression_scores': 'base',
-    'ENCODINGS': 'features',
-    'encode': 'features',
-    'feature_dim': 'features',
-    'MLPPredictor': 'mlp',
-    'build_mlp': 'mlp',
-    'OFAAccuracyPredictor': 'ofa',
-    'load_state_dict_file': 'ofa',
-    'ofa2_error_pct': 'ofa',
-    'measure_accuracy_dataset': 'supernet',
-    'SURROGATES': 'surrogates',
-    'AdaptiveSurrogate': 'surrogates',
-    'GPPredictor': 'surrogates',
-    'RBFPredictor': 'surrogates',
-    'TreeEnsemblePredictor': 'surrogates',
-    'make_surrogate': 'surrogates',
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    'base': ('Predictor', 'kendall_tau', 'regression_scores',),
+    'features': ('ENCODINGS', 'encode', 'feature_dim',),
+    'mlp': ('MLPPredictor', 'build_mlp',),
+    'ofa': ('OFAAccuracyPredictor', 'load_state_dict_file', 'ofa2_error_pct',),
+    'supernet': ('measure_accuracy_dataset',),
+    'surrogates': ('SURROGATES', 'AdaptiveSurrogate', 'GPPredictor', 'RBFPredictor',
+                   'TreeEnsemblePredictor', 'make_surrogate'),
+})

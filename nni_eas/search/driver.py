@@ -35,7 +35,7 @@ from pymoo.indicators.hv import HV
 
 from ..config import ConfigError
 from ..encodings import genomes_to_archs
-from ..io import atomic_write_bytes, atomic_write_json
+from ..io import atomic_write_bytes, atomic_write_json, check_state_format
 from .front import Front, FrontEntry, non_dominated
 from .objectives import finite_float
 from .operators import GenomeDuplicateElimination
@@ -570,9 +570,7 @@ class SearchDriver:
         except (KeyError, ValueError) as e:
             raise ConfigError(f"{path} is not an nni-eas search state (expected an npz with a JSON 'state' entry; "
                               f"{type(e).__name__}: {e}); {fix}") from None
-        fmt = state.get("format") if isinstance(state, dict) else None
-        if fmt != STATE_FORMAT:
-            raise ConfigError(f"{path} is not an nni-eas search state (format {fmt!r}, expected {STATE_FORMAT!r}); {fix}")
+        state = check_state_format(state, path, "search state", STATE_FORMAT, fix)
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing:
             raise ConfigError(f"{path} is an incomplete nni-eas search state (missing {', '.join(missing)}); {fix}")

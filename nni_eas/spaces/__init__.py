@@ -8,23 +8,10 @@ from __future__ import annotations
 
 from .._lazy import lazy_exports
 
-_EXPORTS = {
-    'Arch': 'arch',
-    'active_slots': 'arch',
-    'canonical_arch': 'arch',
-    'max_arch': 'arch',
-    'min_arch': 'arch',
-    'sample_arch': 'arch',
-    'validate_arch': 'arch',
-    'OFAMobileNetV3Config': 'config',
-    'list_presets': 'config',
-    'load_space_config': 'config',
-    'MobileNetV3Subnet': 'ofa_mbv3',
-    'OFAMobileNetV3': 'ofa_mbv3',
-    'build_subnet': 'ofa_mbv3',
-    'resize_input': 'ofa_mbv3',
-    'to_timm': 'ofa_mbv3',
-    'OFAMobileNetV3Space': 'nni_space',
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    'arch': ('Arch', 'active_slots', 'canonical_arch', 'max_arch', 'min_arch', 'sample_arch',
+             'validate_arch'),
+    'config': ('OFAMobileNetV3Config', 'list_presets', 'load_space_config',),
+    'ofa_mbv3': ('MobileNetV3Subnet', 'OFAMobileNetV3', 'build_subnet', 'resize_input', 'to_timm',),
+    'nni_space': ('OFAMobileNetV3Space',),
+})

@@ -13,41 +13,15 @@ Imported lazily: ``import nni_eas.training`` pulls in neither Lightning nor NNI.
 
 from __future__ import annotations
 
-from typing import Any
+from .._lazy import lazy_exports
 
-__all__ = [
-    # recipes
-    "TrainingRecipe", "load_recipe", "list_recipes",
-    # subnet sampling
-    "SubnetPolicy", "ProgressiveShrinking", "Sandwich", "Uniform", "build_policy", "ofa_phases",
-    # losses and augmentation
-    "soft_target_loss", "TaskDropout", "KeptClasses", "consistency_loss", "weak_augment", "strong_augment",
-    # Lightning
-    "SupernetModule", "SupernetDataModule", "SeededRandomSampler",
-    "AtomicCheckpointIO", "NNIReportCallback", "CurvesCallback",
-    "train_supernet", "TrainResult", "build_trainer",
-]
-
-_LAZY = {
-    "TrainingRecipe": "recipe", "load_recipe": "recipe", "list_recipes": "recipe",
-    "SubnetPolicy": "policies", "ProgressiveShrinking": "policies", "Sandwich": "policies", "Uniform": "policies",
-    "build_policy": "policies", "ofa_phases": "policies",
-    "soft_target_loss": "losses", "TaskDropout": "losses", "KeptClasses": "losses", "consistency_loss": "losses",
-    "weak_augment": "augment", "strong_augment": "augment",
-    "SupernetModule": "module",
-    "SupernetDataModule": "data", "SeededRandomSampler": "data",
-    "AtomicCheckpointIO": "callbacks", "NNIReportCallback": "callbacks", "CurvesCallback": "callbacks",
-    "train_supernet": "run", "TrainResult": "run", "build_trainer": "run",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    'recipe': ('TrainingRecipe', 'load_recipe', 'list_recipes',),
+    'policies': ('SubnetPolicy', 'ProgressiveShrinking', 'Sandwich', 'Uniform', 'build_policy', 'ofa_phases',),
+    'losses': ('soft_target_loss', 'TaskDropout', 'KeptClasses', 'consistency_loss',),
+    'augment': ('weak_augment', 'strong_augment',),
+    'module': ('SupernetModule',),
+    'data': ('SupernetDataModule', 'SeededRandomSampler',),
+    'callbacks': ('AtomicCheckpointIO', 'NNIReportCallback', 'CurvesCallback',),
+    'run': ('train_supernet', 'TrainResult', 'build_trainer',),
+})

@@ -7,25 +7,11 @@ tuners (``NSGA2Tuner``, ``SMSEMOATuner``, ``NSGA3Tuner``) are thin subclasses. T
 
 from __future__ import annotations
 
-from typing import Any
+from .._lazy import lazy_exports
 
-__all__ = ["SearchTuner", "MultiObjectiveTuner", "NSGA2Tuner", "SMSEMOATuner", "NSGA3Tuner", "NATTuner", "EASTuner", "experiment_params"]
-
-_LAZY = {
-    "SearchTuner": "base",
-    "experiment_params": "base",
-    "MultiObjectiveTuner": "emo",
-    "NSGA2Tuner": "emo",
-    "SMSEMOATuner": "emo",
-    "NSGA3Tuner": "emo",
-    "NATTuner": "nat",
-    "EASTuner": "eas",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    'base': ('SearchTuner', 'experiment_params',),
+    'emo': ('MultiObjectiveTuner', 'NSGA2Tuner', 'SMSEMOATuner', 'NSGA3Tuner',),
+    'nat': ('NATTuner',),
+    'eas': ('EASTuner',),
+})
