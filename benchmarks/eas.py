@@ -421,7 +421,8 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", nargs="+", default=["digits", "cifar10"], choices=list(DATASETS))
     p.add_argument("--tasks", type=int, default=4, help="random tasks, each at every budget fraction")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.15, 0.5, 0.85])
-    p.add_argument("--samples", type=int, default=8, help="generator samples per scenario for re-ranking")
+    p.add_argument("--samples", type=int, default=16,
+                   help="generator samples per scenario for re-ranking (the default of evaluation.candidates)")
     p.add_argument("--pop", type=int, default=30)
     p.add_argument("--generations", type=int, default=10, help="pop x generations = NSGA-II evaluations per scenario")
     p.add_argument("--random", type=int, default=100, help="random archs per scenario")

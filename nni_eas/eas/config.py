@@ -97,7 +97,7 @@ class SpecializeConfig(StrictModel):
     test_split: str = "test"
     calib_images: int = Field(default=500, gt=0, description="training images for BN recalibration (all classes, "
                               "task-only or a mix: decided on val_split)")
-    candidates: int = Field(default=8, ge=0, description="generator samples per scenario re-ranked on val_split "
+    candidates: int = Field(default=16, ge=0, description="generator samples per scenario re-ranked on val_split "
                             "(each repaired into the budget and filled up to it; same-task scenarios with smaller "
                             "budgets share theirs). 0: the generator's most likely arch only")
     test_images: Optional[int] = Field(default=None, gt=0)
