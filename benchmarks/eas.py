@@ -431,6 +431,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--generator-steps", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="smoke test: 2 tasks x 2 budgets, tiny searches, 3 td tasks")
+    p.add_argument("--merge", action="store_true", help="update only what this run measures in an existing results "
+                   "file (e.g. one process per dataset, side by side)")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "eas_bench")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
@@ -451,19 +453,35 @@ def main(argv=None) -> int:
                                                                            "generations", "random", "td_tasks", "seed")},
                                "datasets": {}}
     name = "eas_quick" if args.quick else "eas"
+    path = args.out / f"{name}.json"
+
+    def save(key: str, value: Any) -> None:
+        if args.merge and path.is_file():   # another process may have written its part meanwhile
+            old = json.loads(path.read_text())
+            results["datasets"] = {**old.get("datasets", {}), **results["datasets"]}
+            for k in ("task_dropout_vs_plain",):
+                if k in old and k not in results:
+                    results[k] = old[k]
+        if key == "datasets":
+            results["datasets"].update(value)
+        else:
+            results[key] = value
+        atomic_write_json(path, results)
+
     for d in args.datasets:
         print(f"{d}:", flush=True)
         t0 = time.perf_counter()
-        results["datasets"][d] = run_dataset(d, args)
-        results["datasets"][d]["wall_s"] = time.perf_counter() - t0
-        atomic_write_json(args.out / f"{name}.json", results)
+        res = run_dataset(d, args)
+        res["wall_s"] = time.perf_counter() - t0
+        save("datasets", {d: res})
     if "digits" in args.datasets and args.td_tasks:
         print("task dropout vs plain (digits):", flush=True)
-        results["task_dropout_vs_plain"] = task_dropout_comparison(args)
-        atomic_write_json(args.out / f"{name}.json", results)
+        save("task_dropout_vs_plain", task_dropout_comparison(args))
     plot(args.out / f"{name}.png", results)
     print(f"\n{'dataset':<8} {'method':<28} {'val top1':>8} {'test top1':>9} {'budget use':>10} {'evals':>6} {'arch s':>8}")
     for d, r in results["datasets"].items():
+        if d not in args.datasets:
+            continue
         s = r["summary"]
         for m in METHODS:
             print(f"{d:<8} {LABEL[m]:<28} {s[m]['val_top1']:8.4f} {s[m]['test_top1']:9.4f} {s[m]['budget_use']:10.2f} "

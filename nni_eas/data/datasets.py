@@ -579,7 +579,22 @@ def _convert_stats(values: Sequence[float], channels: int) -> tuple[float, ...]:
     return (float(sum(w * v for w, v in zip(LUMA, values))),)
 
 
-class ArrayDataset(Dataset):
+class _Labeled:
+    """``num_classes`` and ``targets`` of a dataset with ``classes`` and ``labels``."""
+
+    classes: list[str]
+    labels: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return self.labels
+
+
+class ArrayDataset(_Labeled, Dataset):
     """Decoded images (uint8 ``[N, H, W, C]``) and labels, served as normalised float tensors.
 
     ``dataset[i]`` is ``(float32 [C, R, R], label)``: channels converted to ``channels``, resized
@@ -626,14 +641,6 @@ class ArrayDataset(Dataset):
         self.source = source or name
 
     # ---- facts
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def targets(self) -> torch.Tensor:
-        return self.labels
-
     @property
     def image_size(self) -> int:
         """Side of the stored (decoded) images."""
@@ -784,7 +791,7 @@ def load_dataset(name: str, split: str = "train", *, root: Roots = None, resolut
 # views: one task's images, labeled / unlabeled parts
 
 
-class TaskDataset(Dataset):
+class TaskDataset(_Labeled, Dataset):
     """The images of ``dataset`` whose class is in ``task``; labels renumbered ``0..k-1`` (in task
     order) when ``remap``, else kept global."""
 
@@ -797,14 +804,6 @@ class TaskDataset(Dataset):
         self.remap = remap
         self.labels = task.remap_labels(self.base.labels) if remap else self.base.labels.clone()
         self.classes = task.names(dataset.classes) if remap else list(dataset.classes)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def targets(self) -> torch.Tensor:
-        return self.labels
 
     @property
     def indices(self) -> np.ndarray:
