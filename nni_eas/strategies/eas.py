@@ -8,7 +8,7 @@ space). Example::
     from nni_eas.spaces import OFAMobileNetV3Space
     from nni_eas.strategies import EAS
 
-    strategy = EAS(recipe="eas_ps_small_digits",
+    strategy = EAS(recipe="eas_tiny_digits",
                    scenarios=[{"name": "0 vs 1", "classes": ["0", "1"], "budget": {"macs": "10%"}}])
     space = OFAMobileNetV3Space(**strategy.space_arguments())
     exp = NasExperiment(space, strategy.placeholder_evaluator(), strategy)
