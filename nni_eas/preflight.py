@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .config import ConfigError, load_yaml, validate
+from .data.sources import check_dataset
 
 __all__ = ["TunerPlan", "ExperimentPlan", "TUNERS", "check_tuner_args", "check_experiment", "check_evaluation",
            "check_budgets", "split_tuner_args"]
@@ -82,14 +83,6 @@ def _resolve(base: str | os.PathLike | None, value: str) -> str:
     return str((Path(base or os.getcwd()) / Path(value).expanduser()).resolve())
 
 
-def _known_dataset(name: str, where: str) -> None:
-    from .data.sources import available_datasets
-
-    names = available_datasets()
-    if name not in names:
-        raise ConfigError(f"{where}: unknown dataset {name!r}; allowed: {', '.join(names)}")
-
-
 def _check_classes(classes: list[int] | None, names: list[str], where: str) -> None:
     if classes is None:
         return
@@ -114,7 +107,7 @@ def check_evaluation(ev: Any, where: str = "evaluation") -> Any:
         head = read_header(ev.supernet)
     except CheckpointError as e:
         raise ConfigError(f"{where}.supernet: {e}") from None
-    _known_dataset(ev.dataset, f"{where}.dataset")
+    check_dataset(ev.dataset, f"{where}.dataset")
     _check_classes(ev.classes, head.classes, f"{where}.classes")
     if ev.latency not in ("none", "measured") and not Path(ev.latency).exists():
         raise ConfigError(f"{where}.latency: latency table not found: {ev.latency}; allowed: none, measured, or the "

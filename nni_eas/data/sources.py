@@ -14,7 +14,8 @@ from pydantic import Field, model_validator
 
 from ..config import ConfigError, StrictModel, load_yaml, validate
 
-__all__ = ["DatasetSpec", "SourceSpec", "SplitSpec", "available_datasets", "dataset_spec", "dataset_classes"]
+__all__ = ["DatasetSpec", "SourceSpec", "SplitSpec", "available_datasets", "dataset_spec", "dataset_classes",
+           "check_dataset"]
 
 
 
@@ -121,3 +122,11 @@ def dataset_classes(name: str) -> list[str] | None:
     """Class names of ``name`` in label order, or ``None`` where they are read from the data (Omniglot)."""
     classes = dataset_spec(name).classes
     return None if classes is None else list(classes)
+
+
+def check_dataset(name: str, where: str) -> str:
+    """``name`` if it is a dataset of ``sources.yml``, else :class:`ConfigError` naming ``where``."""
+    names = available_datasets()
+    if name not in names:
+        raise ConfigError(f"{where}: unknown dataset {name!r}; allowed: {', '.join(names)}")
+    return name

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import ConfigError
+from ..data.sources import check_dataset
 from ..spaces.config import OFAMobileNetV3Config, load_space_config
 from .budget import CostTable, load_tables
 from .config import EASConfig, eas_config
@@ -31,22 +32,13 @@ class EASPlan:
     scenarios: list[Scenario]
 
 
-def _known_dataset(name: str, where: str) -> str:
-    from ..data.sources import available_datasets
-
-    names = available_datasets()
-    if name not in names:
-        raise ConfigError(f"{where}: unknown dataset {name!r}; allowed: {', '.join(names)}")
-    return name
-
-
 def space_of_recipe(recipe: Any, class_names: list[str] | None = None) -> tuple[OFAMobileNetV3Config, list[str]]:
     """The space a recipe trains and its class names (from the recipe's dataset)."""
     from ..data.sources import dataset_classes
     from ..training.recipe import load_recipe
 
     r = load_recipe(recipe)
-    _known_dataset(r.data.dataset, "recipe data.dataset")
+    check_dataset(r.data.dataset, "recipe data.dataset")
     if class_names is None:
         class_names = dataset_classes(r.data.dataset)
     if class_names is None:  # read from the data (Omniglot): this loads it
@@ -78,7 +70,7 @@ def plan_eas(config: EASConfig | Mapping[str, Any], source: str = "EAS config") 
             raise ConfigError(f"{source}: recipe: {e}") from None
         cfg, class_names = space_of_recipe(recipe)
         dataset = c.evaluation.dataset or recipe.data.dataset
-    _known_dataset(dataset, f"{source}: evaluation.dataset")
+    check_dataset(dataset, f"{source}: evaluation.dataset")
     if c.latency_table and not Path(c.latency_table).exists():
         raise ConfigError(f"{source}: latency_table: file not found: {c.latency_table}")
     tables = load_tables(cfg, c.generator.metrics, cfg.num_classes, c.latency_table)
